@@ -243,9 +243,11 @@ def normalize(
     for raw in records:
         try:
             paper = to_paper(raw)
-        except InvalidRecord as exc:
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            # InvalidRecord names what is wrong; anything else is a record of the wrong shape.
+            reason = str(exc) if isinstance(exc, InvalidRecord) else f"malformed record ({exc!r})"
             key = raw.get("id")
-            quarantined.append(Quarantined(source, str(exc), raw, str(key) if key else None))
+            quarantined.append(Quarantined(source, reason, raw, str(key) if key else None))
             continue
         known = papers.get(paper.arxiv_id)
         if known is None or (paper.version, paper.updated) >= (known.version, known.updated):

@@ -11,7 +11,8 @@ from arxiv_kedro.papers import Quarantined
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Once the batch carrying it is committed, `categories` are complete up to `through`."""
+    """Once the batch carrying it is committed, `categories` are complete up to `through`
+    (exclusive: papers submitted at `through` itself may be on the next page)."""
 
     categories: tuple[str, ...]
     through: datetime

@@ -57,13 +57,14 @@ class SnapshotFile:
                         yield batch
                         batch = RawBatch("snapshot", [])
             except (OSError, EOFError) as exc:
-                raise SnapshotError(
-                    f"cannot read {self.path} after line {line_number}: {exc}"
-                ) from exc
-            finally:
-                self._raw = None
-            if batch.records or batch.rejected:
+                error = SnapshotError(f"cannot read {self.path} after line {line_number}: {exc}")
+            else:
+                error = None
+            if batch.records or batch.rejected:  # what was read before a failure is kept too
                 yield batch
+            self._raw = None
+            if error is not None:
+                raise error
 
     def _decode(self, line: bytes, line_number: int, batch: RawBatch) -> None:
         try:

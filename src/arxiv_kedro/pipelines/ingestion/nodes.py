@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Full
 from typing import Any, TypeVar
 
-from arxiv_kedro.papers import Paper, Quarantined, normalize
+from arxiv_kedro.papers import Paper, Quarantined, iso_datetime, normalize
 from arxiv_kedro.sources import RawBatch
 from arxiv_kedro.sources.arxiv_api import ArxivApiClient, Window, plan_windows
 from arxiv_kedro.sources.snapshot import SnapshotFile
@@ -181,10 +181,11 @@ def ingest_papers(
         batches = _snapshot_batches(source)
         filters = params.get("snapshot_filter") or {}
     else:
+        until = params.get("until")
         windows = plan_windows(
             params["categories"],
             store.watermarks(),
-            now=datetime.now(UTC),
+            now=iso_datetime(until, "until") if until else datetime.now(UTC),
             lookback=timedelta(days=params["lookback_days"]),
             overlap=timedelta(hours=params["overlap_hours"]),
             slice_length=timedelta(hours=params["slice_hours"]),

@@ -1,0 +1,20 @@
+# The project image: Kedro pipelines (and, later, the API) on Python 3.11, run as a non-root user.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KEDRO_DISABLE_TELEMETRY=true
+
+WORKDIR /app
+COPY pyproject.toml requirements.lock README.md ./
+COPY src ./src
+RUN pip install -c requirements.lock . \
+    && useradd --create-home --uid 1000 arxiv
+COPY conf ./conf
+COPY alembic.ini ./
+RUN mkdir -p data/01_raw data/03_primary data/08_reporting && chown -R arxiv:arxiv data
+
+USER arxiv
+CMD ["kedro", "run", "--env", "prod"]

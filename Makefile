@@ -1,0 +1,51 @@
+# The README's two commands are `make run` and `make test`; each bootstraps .venv/ first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := true
+
+.PHONY: run test lint format lock bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11+ is required (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $@
+
+## make run — `kedro run` on the embedded default (SQLite under data/, no servers, no keys).
+## ARXIV_SNAPSHOT=<file> backfills from a snapshot instead of the live API.
+run: $(STAMP)
+	$(BIN)/kedro run $(ARGS)
+
+## make test — the whole suite (needs PostgreSQL on 127.0.0.1:5432; see README).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make lock — pin the current environment after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions for reproducible installs: pip install -c requirements.lock -e '.[dev]'"; \
+	  echo "# Regenerate with 'make lock' after changing dependencies in pyproject.toml."; \
+	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -vE '^(arxiv_kedro|pip|setuptools|wheel)=='; \
+	} > requirements.lock
+
+## make bench — ingestion benchmarks; results go to docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/ingestion.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,222 @@
+"""Ingestion benchmarks: snapshot backfill into SQLite and PostgreSQL, and Atom parsing speed.
+
+Writes docs/benchmarks.md (and an SVG of memory over time). Run with `make bench`; needs the
+recorded data (../shared/data or $ARXIV_SHARED_DATA) and, for PostgreSQL, BENCH_POSTGRES_URL
+(default postgresql://postgres@127.0.0.1:5432/test: a scratch database is created and dropped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir  # noqa: E402
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+API_CEILING = 2000 / 3  # papers per second arXiv can deliver: 2000 per page, one page per 3 s
+BACKFILL = """
+import json, sys
+from arxiv_kedro.pipelines.ingestion.nodes import ingest_papers
+from arxiv_kedro.sources.snapshot import SnapshotFile
+from arxiv_kedro.stores.relational import PaperStore
+report = ingest_papers(SnapshotFile(sys.argv[1]), PaperStore.open(sys.argv[2]), {})
+print(json.dumps(report))
+"""
+
+
+def backfill(snapshot: Path, url: str) -> dict:
+    """Run one backfill in a fresh process; sample the RSS of its whole process tree."""
+    process = psutil.Popen(
+        [sys.executable, "-c", BACKFILL, str(snapshot), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    started, samples = time.monotonic(), []
+    while process.poll() is None:
+        try:
+            tree = [process, *process.children(recursive=True)]
+            rss = sum(p.memory_info().rss for p in tree if p.is_running())
+        except psutil.NoSuchProcess:
+            continue
+        samples.append((time.monotonic() - started, rss / 2**20))
+        time.sleep(0.2)
+    report = json.loads(process.stdout.read().strip().splitlines()[-1])
+    report["peak_rss_mib"] = max(rss for _, rss in samples)
+    report["rss_samples"] = samples
+    return report
+
+
+def scratch_postgres() -> tuple[str, str]:
+    name = f"arxiv_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}"
+
+
+def drop_postgres(name: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def repeated_snapshot(source: Path, copies: int, target: Path) -> Path:
+    """The snapshot `copies` times over, ids made unique: a bigger file with the same shape."""
+    with gzip.open(source, "rt") as lines, gzip.open(target, "wt") as out:
+        records = [json.loads(line) for line in lines]
+        for copy in range(copies):
+            for record in records:
+                year_month, number = record["id"].split(".")
+                record = {**record, "id": f"{int(year_month) + 1000 * copy:04d}.{number}"}
+                out.write(json.dumps(record) + "\n")
+    return target
+
+
+def parse_throughput(daily: Path) -> dict:
+    """Atom pages of 2000 entries from the local server: parse + normalize, papers per second."""
+    from arxiv_kedro.papers import normalize
+    from arxiv_kedro.sources.arxiv_api import parse_feed
+
+    corpus = load_corpus(daily, limit=20_000)
+    with ArxivServer(corpus=corpus) as server:
+        pages = []
+        for start in range(0, 20_000, 2000):
+            query = "(cat:cs.CV OR cat:cs.CL OR cat:cs.AI OR cat:cs.LG OR cat:astro-ph.GA)"
+            query += " AND submittedDate:[202501010000 TO 202612312359]"
+            params = {"search_query": query, "start": start, "max_results": 2000}
+            pages.append(requests.get(server.url, params=params, timeout=60).content)
+    entries = 0
+    started = time.perf_counter()
+    for body in pages:
+        _, raw = parse_feed(body)
+        papers, quarantined = normalize(raw, "api")
+        entries += len(papers) + len(quarantined)
+    elapsed = time.perf_counter() - started
+    return {"entries": entries, "seconds": elapsed, "per_second": entries / elapsed}
+
+
+def rss_svg(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
+    """A small line chart of resident memory over time, one line per run."""
+    width, height, pad = 640, 300, 45
+    t_max = max(t for s in series.values() for t, _ in s) or 1
+    m_max = max(m for s in series.values() for _, m in s) * 1.1 or 1
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{pad}" y="16" font-size="13">Resident memory of the backfill (MiB) over time '
+        "(s)</text>",
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - 10}" y2="{height - pad}" '
+        'stroke="black"/>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{pad}" y2="25" stroke="black"/>',
+        f'<text x="{pad - 5}" y="30" text-anchor="end">{m_max:.0f}</text>',
+        f'<text x="{pad - 5}" y="{height - pad}" text-anchor="end">0</text>',
+        f'<text x="{width - 10}" y="{height - pad + 15}" text-anchor="end">{t_max:.0f} s</text>',
+    ]
+    for i, (label, samples) in enumerate(series.items()):
+        points = " ".join(
+            f"{pad + t / t_max * (width - pad - 10):.1f},"
+            f"{height - pad - m / m_max * (height - pad - 25):.1f}"
+            for t, m in samples
+        )
+        color = colors[i % len(colors)]
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts.append(f'<text x="{width - 200}" y="{45 + 15 * i}" fill="{color}">{label}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts))
+
+
+def main() -> None:
+    data = shared_data_dir()
+    if data is None:
+        sys.exit("the recorded arXiv data is absent: set ARXIV_SHARED_DATA")
+    daily = data / "snapshot" / "arxiv-daily-2025-03_2026-04.jsonl.gz"
+    rows, series = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        big = repeated_snapshot(daily, 4, Path(tmp) / "daily-x4.jsonl.gz")
+        runs = [("SQLite", daily, "72k"), ("SQLite", big, "288k (4x)")]
+        runs += [("PostgreSQL", daily, "72k"), ("PostgreSQL", big, "288k (4x)")]
+        for backend, snapshot, size in runs:
+            scratch = None
+            if backend == "SQLite":
+                url = f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:6]}.db"
+            else:
+                scratch, url = scratch_postgres()
+            try:
+                print(f"backfill {size} into {backend} …", flush=True)
+                report = backfill(snapshot, url)
+            finally:
+                if scratch:
+                    drop_postgres(scratch)
+            rows.append((backend, size, report))
+            series[f"{backend}, {size}"] = report["rss_samples"]
+            print(f"  {report['papers_per_second']:,.0f} papers/s, "
+                  f"peak RSS {report['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+    parsing = parse_throughput(daily)
+    print(f"Atom parse + normalize: {parsing['per_second']:,.0f} papers/s", flush=True)
+
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    rss_svg(series, docs / "benchmarks-backfill-rss.svg")
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (bench/ingestion.py) on "
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, PostgreSQL "
+        f"{psycopg.connect(POSTGRES_ADMIN_URL).info.server_version / 10000:.2f} on the same "
+        "machine.",
+        "",
+        "## Snapshot backfill (`arxiv-daily-2025-03_2026-04.jsonl.gz`, 72,000 papers)",
+        "",
+        "Fresh database each run; papers/s counts every record read, from process start to "
+        "the last commit. Peak RSS covers the whole process tree (writer + reader process). "
+        "The 4x file repeats the snapshot with shifted ids, to show memory does not grow with "
+        "the file.",
+        "",
+        "| store | file | papers | papers/s | seconds | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for backend, size, r in rows:
+        lines.append(
+            f"| {backend} | {size} | {r['fetched']:,} | {r['papers_per_second']:,.0f} | "
+            f"{r['duration_seconds']:.1f} | {r['peak_rss_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        "![RSS over time](benchmarks-backfill-rss.svg)",
+        "",
+        "## Atom parsing",
+        "",
+        f"Parsing and normalizing {parsing['entries']:,} entries served as 2000-entry pages: "
+        f"**{parsing['per_second']:,.0f} papers/s**, "
+        f"{parsing['per_second'] / API_CEILING:,.0f}x the API's own ceiling "
+        f"({API_CEILING:,.0f} papers/s: 2000 per page, one page every 3 s).",
+        "",
+    ]
+    (docs / "benchmarks.md").write_text("\n".join(lines))
+    print(f"wrote {docs / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()

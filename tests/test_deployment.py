@@ -1,0 +1,84 @@
+"""docker-compose.yaml and the Dockerfile are valid, safe, and their commands run outside Docker."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+VENV_BIN = Path(shutil.which("kedro") or PROJECT_ROOT / ".venv/bin/kedro").parent
+
+
+def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n\s*", " ", path.read_text())  # join continuation lines
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_every_service_has_an_image_or_a_build_context():
+    for name, service in SERVICES.items():
+        assert "image" in service or "build" in service, name
+        if "build" in service:
+            context = PROJECT_ROOT / (
+                service["build"]
+                if isinstance(service["build"], str)
+                else service["build"]["context"]
+            )
+            assert (context / "Dockerfile").is_file(), name
+        else:
+            assert ":" in service["image"] and not service["image"].endswith(":latest"), name
+
+
+def test_dependencies_and_volumes_are_declared():
+    for name, service in SERVICES.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in COMPOSE.get("volumes", {}), f"{name}: undeclared volume {source}"
+
+
+def test_no_default_passwords_and_no_exposed_databases():
+    text = (PROJECT_ROOT / "docker-compose.yaml").read_text()
+    for match in re.finditer(r"\$\{(POSTGRES_PASSWORD)([^}]*)\}", text):
+        assert match.group(2).startswith(":?"), "passwords must be required, never defaulted"
+    assert "ports" not in SERVICES["postgres"], "the database must not be published"
+
+
+def test_project_commands_run_outside_docker():
+    """Each command of a service built from this repo is a console script of the venv."""
+    for name, service in SERVICES.items():
+        if "build" in service:
+            command = service["command"]
+            assert (VENV_BIN / command[0]).exists(), f"{name}: {command[0]} is not installed"
+
+
+def test_dockerfile_is_pinned_installs_from_the_lock_and_drops_root():
+    instructions = _dockerfile_instructions(PROJECT_ROOT / "Dockerfile")
+    kinds = [kind for kind, _ in instructions]
+    assert kinds[0] == "FROM" and re.match(r"python:3\.11[\w.-]*$", instructions[0][1])
+    for kind, argument in instructions:
+        if kind == "COPY":
+            for source in argument.split()[:-1]:
+                assert (PROJECT_ROOT / source).exists(), f"COPY {source}: missing"
+    assert any("-c requirements.lock" in arg for kind, arg in instructions if kind == "RUN")
+    assert ("USER", "arxiv") in instructions
+
+
+@pytest.mark.parametrize("ignored", [".env", "conf/local/credentials.yml"])
+def test_secrets_files_are_git_ignored(ignored: str):
+    patterns = (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+    name = Path(ignored).name
+    assert any(p.strip() in (name, ignored, "conf/**/*credentials*") for p in patterns)
