@@ -118,6 +118,14 @@ def _api_error(entries: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a connection error, without urllib3's retry wrapping."""
+    while exc.__cause__ or exc.__context__ or getattr(exc, "reason", None):
+        inner = getattr(exc, "reason", None)
+        exc = inner if isinstance(inner, BaseException) else exc.__cause__ or exc.__context__
+    return str(exc)
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -282,7 +290,10 @@ class ArxivApiClient(arxiv.Client):
         except requests.Timeout:
             raise _Transient(f"no answer within {self.timeout_seconds:g} s") from None
         except requests.ConnectionError as exc:
-            raise _Transient(f"connection failed ({exc.__class__.__name__}: {exc})") from None
+            raise _Transient(
+                f"cannot connect ({_root_cause(exc)}); check the network and ARXIV_API_URL, "
+                "or backfill offline with ARXIV_SNAPSHOT=<snapshot file>"
+            ) from None
         finally:
             self._last_request = time.monotonic()
         status = response.status_code

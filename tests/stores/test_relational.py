@@ -1,0 +1,372 @@
+"""PaperStore on SQLite and PostgreSQL: idempotent upserts, quarantine, watermarks, runs, schema."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy.exc
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+
+from arxiv_kedro.papers import Paper, Quarantined, normalize
+from arxiv_kedro.sources import Checkpoint
+from arxiv_kedro.stores import schema
+from arxiv_kedro.stores.relational import Counts, PaperStore, StoreError, author_id
+from tests.support.arxiv_server import load_corpus
+
+PUBLISHED = datetime(2025, 3, 18, 9, 30, tzinfo=UTC)
+T0 = datetime(2025, 3, 20, tzinfo=UTC)
+# SQLite reports it through SQLAlchemy; PostgreSQL's COPY path raises the driver's own error.
+DUPLICATE_KEY = (sqlalchemy.exc.IntegrityError, psycopg.errors.UniqueViolation)
+ORPHANS = {
+    "paper_authors without paper": "SELECT count(*) FROM paper_authors l "
+    "LEFT JOIN papers p ON p.id = l.paper_id WHERE p.id IS NULL",
+    "paper_authors without author": "SELECT count(*) FROM paper_authors l "
+    "LEFT JOIN authors a ON a.id = l.author_id WHERE a.id IS NULL",
+    "paper_categories without paper": "SELECT count(*) FROM paper_categories l "
+    "LEFT JOIN papers p ON p.id = l.paper_id WHERE p.id IS NULL",
+}
+
+
+def make_paper(arxiv_id: str = "2503.00001", version: int = 1, **changes) -> Paper:
+    fields = {
+        "arxiv_id": arxiv_id,
+        "version": version,
+        "title": f"On {arxiv_id}",
+        "abstract": "We study things.",
+        "authors": ("Ada Lovelace", "Alan Turing"),
+        "primary_category": "cs.CL",
+        "categories": ("cs.CL", "cs.AI"),
+        "published": PUBLISHED,
+        "updated": PUBLISHED + timedelta(days=version - 1),
+    }
+    return Paper(**{**fields, **changes})
+
+
+def write(store: PaperStore, *papers: Paper, **kwargs) -> Counts:
+    return store.write_batch(list(papers), source="api", **kwargs)
+
+
+def table_rows(store: PaperStore, table) -> list[tuple]:
+    with store.engine.connect() as conn:
+        return sorted(conn.execute(select(table)).all(), key=repr)
+
+
+def all_rows(store: PaperStore) -> dict[str, list[tuple]]:
+    tables = (schema.papers, schema.authors, schema.paper_authors, schema.paper_categories)
+    return {table.name: table_rows(store, table) for table in tables}
+
+
+def paper_row(store: PaperStore, arxiv_id: str) -> dict:
+    with store.engine.connect() as conn:
+        query = select(schema.papers).where(schema.papers.c.arxiv_id == arxiv_id)
+        return dict(conn.execute(query).one()._mapping)
+
+
+def author_names(store: PaperStore, paper_id: int) -> list[str]:
+    pa, au = schema.paper_authors, schema.authors
+    query = (
+        select(au.c.name)
+        .join(pa, pa.c.author_id == au.c.id)
+        .where(pa.c.paper_id == paper_id)
+        .order_by(pa.c.position)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def categories(store: PaperStore, paper_id: int) -> dict[str, bool]:
+    pc = schema.paper_categories
+    query = select(pc.c.category, pc.c.is_primary).where(pc.c.paper_id == paper_id)
+    with store.engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def run_row(store: PaperStore, run_id: int) -> dict:
+    runs = schema.ingestion_runs
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(runs).where(runs.c.id == run_id)).one()._mapping)
+
+
+def orphan_counts(store: PaperStore) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {name: conn.execute(text(sql)).scalar_one() for name, sql in ORPHANS.items()}
+
+
+def test_first_write_counts_every_paper_as_new(store: PaperStore) -> None:
+    counts = write(store, make_paper("2503.00001"), make_paper("2503.00002"), fetched=2)
+
+    assert counts == Counts(fetched=2, new=2)
+    assert store.count() == 2
+    assert store.count(schema.authors) == 2
+    assert store.count(schema.paper_authors) == 4
+    assert store.count(schema.paper_categories) == 4
+    row = paper_row(store, "2503.00001")
+    assert row["published"] == PUBLISHED
+    assert row["abs_url"] == "https://arxiv.org/abs/2503.00001"
+    assert row["pdf_url"] == "https://arxiv.org/pdf/2503.00001v1"
+    assert row["first_seen_at"] == row["last_changed_at"]
+
+
+def test_identical_rewrite_is_unchanged_and_touches_nothing(store: PaperStore) -> None:
+    papers = [make_paper("2503.00001"), make_paper("2503.00002", doi="10.1/x")]
+    write(store, *papers)
+    before = all_rows(store)
+
+    counts = write(store, *papers)
+
+    assert counts == Counts(unchanged=2)
+    assert all_rows(store) == before
+
+
+def test_newer_version_updates_the_row_in_place(store: PaperStore) -> None:
+    write(store, make_paper(version=1))
+    old = paper_row(store, "2503.00001")
+    newer = make_paper(
+        version=2,
+        title="A better title",
+        authors=("Grace Hopper", "Ada Lovelace", "Edsger Dijkstra"),
+        primary_category="cs.LG",
+        categories=("cs.LG", "cs.CL", "stat.ML"),
+    )
+
+    counts = write(store, newer)
+
+    assert counts == Counts(updated=1)
+    new = paper_row(store, "2503.00001")
+    assert store.count() == 1
+    assert new["id"] == old["id"]
+    assert (new["version"], new["title"], new["primary_category"]) == (2, "A better title", "cs.LG")
+    assert new["pdf_url"].endswith("v2")
+    assert new["first_seen_at"] == old["first_seen_at"]
+    assert new["last_changed_at"] > old["last_changed_at"]
+    assert author_names(store, new["id"]) == ["Grace Hopper", "Ada Lovelace", "Edsger Dijkstra"]
+    assert categories(store, new["id"]) == {"cs.LG": True, "cs.CL": False, "stat.ML": False}
+    assert store.count(schema.paper_authors) == 3
+    assert store.count(schema.paper_categories) == 3
+
+
+def test_same_version_with_changed_metadata_is_updated(store: PaperStore) -> None:
+    write(store, make_paper())
+
+    counts = write(store, make_paper(doi="10.1234/abcd", journal_ref="J. Tests 1 (2025)"))
+
+    assert counts == Counts(updated=1)
+    row = paper_row(store, "2503.00001")
+    assert (row["doi"], row["journal_ref"]) == ("10.1234/abcd", "J. Tests 1 (2025)")
+
+
+def test_older_version_never_downgrades(store: PaperStore) -> None:
+    write(store, make_paper(version=3, title="Third version", authors=("Grace Hopper",)))
+    before = all_rows(store)
+
+    counts = write(store, make_paper(version=1, title="First version"))
+
+    assert counts == Counts(unchanged=1)
+    assert all_rows(store) == before
+    assert paper_row(store, "2503.00001")["title"] == "Third version"
+
+
+def test_quarantine_keeps_reason_and_raw_and_counts_repeats(store: PaperStore) -> None:
+    raw = {"id": "2503.00009", "title": None, "authors": ["Ünïcode Ñame"], "nested": {"a": [1, 2]}}
+    item = Quarantined("snapshot", "missing title", raw, "2503.00009")
+    first_run = store.start_run("snapshot", "first.jsonl")
+    counts = store.write_batch([], [item], source="snapshot", run_id=first_run)
+    store.finish_run(first_run, "succeeded")
+    second_run = store.start_run("snapshot", "second.jsonl")
+
+    store.write_batch([], [item], source="snapshot", run_id=second_run)
+
+    assert counts == Counts(quarantined=1)
+    [row] = table_rows(store, schema.quarantine)
+    assert (row.source, row.record_key, row.reason) == ("snapshot", "2503.00009", "missing title")
+    assert row.raw == raw
+    assert row.times_seen == 2
+    assert row.run_id == second_run
+    assert row.last_seen_at > row.first_seen_at
+
+
+def test_watermarks_advance_only_forward_and_only_for_their_categories(store: PaperStore) -> None:
+    assert store.watermarks() == {}
+    write(store, make_paper(), checkpoint=Checkpoint(("cs.CL", "cs.AI"), T0))
+    write(store, checkpoint=Checkpoint(("cs.CL",), T0 - timedelta(days=1)))
+    write(store, checkpoint=Checkpoint(("cs.AI",), T0 + timedelta(hours=5)))
+
+    assert store.watermarks() == {"cs.CL": T0, "cs.AI": T0 + timedelta(hours=5)}
+    assert all(mark.tzinfo is not None for mark in store.watermarks().values())
+
+
+def test_failed_batch_stores_nothing_and_keeps_the_watermark(store: PaperStore) -> None:
+    write(store, make_paper("2503.00001"), checkpoint=Checkpoint(("cs.CL",), T0))
+    run_id = store.start_run("api", "a window")
+    before = all_rows(store)
+    batch = [
+        make_paper("2503.00002", authors=("Someone New",)),
+        make_paper("2503.00003"),
+        make_paper("2503.00003", title="The same id twice"),
+    ]
+
+    with pytest.raises(DUPLICATE_KEY):
+        write(
+            store,
+            *batch,
+            run_id=run_id,
+            fetched=3,
+            checkpoint=Checkpoint(("cs.CL",), T0 + timedelta(days=1)),
+        )
+
+    assert all_rows(store) == before
+    assert store.watermarks() == {"cs.CL": T0}
+    assert run_row(store, run_id)["fetched"] == 0
+    assert write(store, batch[0], run_id=run_id) == Counts(new=1)
+    assert store.count() == 2
+
+
+def test_failed_batch_does_not_advance_a_new_watermark(store: PaperStore) -> None:
+    duplicate = [make_paper("2503.00004"), make_paper("2503.00004", title="again")]
+    later = T0 + timedelta(days=2)
+
+    with pytest.raises(DUPLICATE_KEY):
+        write(store, *duplicate, checkpoint=Checkpoint(("cs.CL", "cs.AI"), later))
+
+    assert store.watermarks() == {}
+    assert store.count() == 0
+
+
+def test_runs_record_counts_and_duration(store: PaperStore) -> None:
+    start, end = T0, T0 + timedelta(days=1)
+    run_id = store.start_run("api", "(cat:cs.CL) AND submittedDate:[...]", start, end)
+    write(store, make_paper("2503.00001"), make_paper("2503.00002"), run_id=run_id, fetched=3)
+    rejected = [Quarantined("api", "missing id", {"title": "x"})]
+    store.write_batch(
+        [make_paper("2503.00001")], rejected, source="api", run_id=run_id, fetched=2, filtered=1
+    )
+    time.sleep(0.05)
+
+    row = store.finish_run(run_id, "succeeded")
+
+    assert row["status"] == "succeeded"
+    assert (row["window_start"], row["window_end"]) == (start, end)
+    counts = {name: row[name] for name in Counts().as_dict()}
+    assert counts == Counts(fetched=5, new=2, unchanged=1, filtered=1, quarantined=1).as_dict()
+    assert row["duration_seconds"] >= 0.05
+    expected = (row["finished_at"] - row["started_at"]).total_seconds()
+    assert row["duration_seconds"] == pytest.approx(expected, abs=1e-3)
+    assert row["error"] is None
+
+
+def test_a_run_left_running_becomes_interrupted(store: PaperStore) -> None:
+    killed = store.start_run("api", "killed")
+    finished = store.start_run("api", "finished")
+    store.finish_run(finished, "failed", error="ArxivApiError: boom")
+
+    store.start_run("api", "next")
+
+    assert run_row(store, killed)["status"] == "interrupted"
+    assert "ended before the run finished" in run_row(store, killed)["error"]
+    assert run_row(store, finished)["status"] == "failed"
+    assert run_row(store, finished)["error"] == "ArxivApiError: boom"
+
+
+def test_unreachable_postgres_is_a_store_error_with_the_password_masked() -> None:
+    started = time.monotonic()
+
+    with pytest.raises(StoreError) as raised:
+        PaperStore.open("postgresql://postgres:secret@127.0.0.1:1/x")
+
+    assert time.monotonic() - started < 15
+    message = str(raised.value)
+    assert "postgres:***@127.0.0.1:1/x" in message
+    assert "secret" not in message
+
+
+def test_alembic_schema_matches_the_metadata(store: PaperStore) -> None:
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+
+    assert differences == []
+
+
+def test_opening_twice_migrates_once_and_keeps_data(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="alembic"):
+        first = PaperStore.open(store_url)
+        write(first, make_paper())
+        migrations = [r.message for r in caplog.records if "Running upgrade" in r.message]
+        caplog.clear()
+        second = PaperStore.open(store_url)
+
+    assert len(migrations) == 1
+    assert not [r for r in caplog.records if "Running upgrade" in r.message]
+    with second.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+    assert second.count() == 1
+    first.engine.dispose()
+    second.engine.dispose()
+
+
+def test_no_orphan_links_after_mixed_writes(store: PaperStore) -> None:
+    write(store, *(make_paper(f"2503.0000{i}") for i in range(1, 6)))
+    write(
+        store,
+        make_paper("2503.00001", version=2, authors=("Solo Author",), categories=("cs.CL",)),
+        make_paper("2503.00002"),
+        make_paper("2503.00003", doi="10.5/y"),
+        make_paper("2503.00006", authors=()),
+    )
+    write(store, make_paper("2503.00001", version=1))
+
+    assert orphan_counts(store) == dict.fromkeys(ORPHANS, 0)
+    assert store.count() == 6
+    assert store.count(schema.paper_authors) == 1 + 2 * 4
+    assert store.count(schema.paper_categories) == 1 + 2 * 4 + 2
+    with store.engine.connect() as conn:
+        primaries = conn.execute(
+            text(
+                "SELECT paper_id, count(*) FROM paper_categories WHERE is_primary GROUP BY paper_id"
+            )
+        ).all()
+    assert sorted(n for _, n in primaries) == [1] * 6
+
+
+def test_author_id_is_stable_and_distinct(store: PaperStore) -> None:
+    names = ["Ada Lovelace", "Alan Turing", "ada lovelace", "Ada  Lovelace", "Zoë Ðurić"]
+
+    ids = [author_id(name) for name in names]
+
+    assert author_id("Ada Lovelace") == -7199426179279148892  # stored keys must never drift
+    assert len(set(ids)) == len(names)
+    assert all(-(2**63) <= i < 2**63 for i in ids)
+    write(store, make_paper(authors=tuple(names)))
+    stored = {name: key for key, name in table_rows(store, schema.authors)}
+    assert stored == dict(zip(names, ids, strict=True))
+
+
+@pytest.fixture(scope="module")
+def daily_head(daily_snapshot: Path) -> tuple[list[Paper], list[Quarantined]]:
+    return normalize(load_corpus(daily_snapshot, limit=6000), "snapshot")
+
+
+@pytest.mark.slow
+def test_bulk_write_of_6000_daily_records(
+    store: PaperStore, daily_head: tuple[list[Paper], list[Quarantined]]
+) -> None:
+    papers, quarantined = daily_head
+    halves = [papers[:3000], papers[3000:]]
+
+    first = [store.write_batch(half, source="snapshot") for half in halves]
+    again = [store.write_batch(half, source="snapshot") for half in halves]
+
+    assert len(papers) + len(quarantined) == 6000
+    assert sum(c.new for c in first) == len(papers) == store.count()
+    assert sum(c.unchanged for c in again) == len(papers)
+    assert sum(c.new + c.updated for c in again) == 0
+    assert store.count(schema.paper_authors) == sum(len(p.authors) for p in papers)
+    assert orphan_counts(store) == dict.fromkeys(ORPHANS, 0)

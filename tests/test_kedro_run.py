@@ -1,0 +1,258 @@
+"""`kedro run` end to end in subprocesses: snapshot smoke run, API runs, an outage, a hard crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from arxiv_kedro.stores import schema
+from arxiv_kedro.stores.relational import make_engine
+from tests.support.arxiv_server import ArxivServer, delay, load_corpus
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+KEDRO = Path(sys.executable).parent / "kedro"
+CATEGORIES = ["cs.CL", "cs.AI"]
+UNTIL = datetime(2025, 4, 3, 12, 0, tzinfo=UTC)
+END = UNTIL + timedelta(minutes=1)  # the last window's end, where the watermarks land
+ORPHANS = (
+    "SELECT count(*) FROM paper_authors l LEFT JOIN papers p ON p.id = l.paper_id "
+    "WHERE p.id IS NULL",
+    "SELECT count(*) FROM paper_authors l LEFT JOIN authors a ON a.id = l.author_id "
+    "WHERE a.id IS NULL",
+    "SELECT count(*) FROM paper_categories l LEFT JOIN papers p ON p.id = l.paper_id "
+    "WHERE p.id IS NULL",
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The repository's project files in tmp_path, so `data/` lands there."""
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "conf" / "base")
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "src").mkdir()  # the package itself is installed (editable) in the venv
+    return tmp_path
+
+
+def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> None:
+    """Point `paper_source` at $ARXIV_API_URL with test-friendly pacing and set the categories."""
+    settings = {"delay_seconds": 0.05, "page_size": 200, "max_retries": 1, **api}
+    source = {
+        "type": "arxiv_kedro.datasets.PaperSourceDataset",
+        "api": {"url": "${env:ARXIV_API_URL}", "backoff_seconds": 0.1, **settings},
+    }
+    params = {
+        "categories": categories,
+        "lookback_days": lookback_days,
+        "overlap_hours": 24,
+        "slice_hours": 24,
+        "until": None,
+    }
+    local = project / "conf" / "local"
+    (local / "catalog.yml").write_text(yaml.safe_dump({"paper_source": source}))
+    (local / "parameters_ingestion.yml").write_text(yaml.safe_dump({"ingestion": params}))
+
+
+def kedro_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARXIV_SNAPSHOT")}
+    env.pop("ARXIV_API_URL", None)
+    return {**env, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "1000", **overrides}
+
+
+def until_param(until: datetime) -> list[str]:
+    return ["--params", f"ingestion.until={until.isoformat()}"]
+
+
+def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KEDRO), "run", *args],
+        cwd=project,
+        env=kedro_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
+
+
+def sqlite_url(project: Path) -> str:
+    """Where the base catalog puts the store when DATABASE_URL is unset."""
+    return f"sqlite:///{project / 'data' / '03_primary' / 'arxiv.db'}"
+
+
+def query(url: str, statement) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(statement)]
+    finally:
+        engine.dispose()
+
+
+def paper_ids(url: str) -> list[str]:
+    return [arxiv_id for (arxiv_id,) in query(url, select(schema.papers.c.arxiv_id))]
+
+
+def run_statuses(url: str) -> list[tuple[str, str | None]]:
+    runs = schema.ingestion_runs
+    return query(url, select(runs.c.status, runs.c.error).order_by(runs.c.id))
+
+
+def watermarks(url: str) -> dict[str, datetime]:
+    return dict(query(url, select(schema.watermarks.c.category, schema.watermarks.c.through)))
+
+
+def expected_ids(corpus: list[dict], categories: list[str], start: datetime, end: datetime):
+    """Corpus papers in `categories` listed (at 00:00 UTC) in [start, end)."""
+    return {
+        record["id"]
+        for record in corpus
+        if set(record["categories"].split()) & set(categories)
+        and start <= datetime.fromisoformat(record["update_date"]).replace(tzinfo=UTC) < end
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(daily_snapshot: Path) -> list[dict]:
+    """3,000 papers listed 2025-03-18 … 2025-04-03."""
+    return load_corpus(daily_snapshot, limit=3000)
+
+
+@pytest.fixture
+def server(corpus: list[dict]) -> Iterator[ArxivServer]:
+    with ArxivServer(corpus=corpus) as running:
+        yield running
+
+
+def test_smoke_snapshot_run(project: Path, shared_data: Path) -> None:
+    snapshot = shared_data / "snapshot" / "kaggle-head-0704.0001-0200.jsonl"
+
+    result = kedro_run(project, ARXIV_SNAPSHOT=str(snapshot))
+
+    assert result.returncode == 0, result.stdout
+    assert "fetched 200 / new 200 / updated 0 / unchanged 0 / quarantined 0 /" in result.stdout
+    assert "papers/s" in result.stdout
+    report = json.loads((project / "data" / "08_reporting" / "ingestion_report.json").read_text())
+    assert (report["status"], report["fetched"], report["new"]) == ("succeeded", 200, 200)
+    assert len(set(paper_ids(sqlite_url(project)))) == 200
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_api_run_into_sqlite_and_postgres_stores_the_same_papers(
+    project: Path, server: ArxivServer, corpus: list[dict], postgres_url: str
+) -> None:
+    use_api(project, CATEGORIES, lookback_days=3)
+    expected = expected_ids(corpus, CATEGORIES, UNTIL - timedelta(days=3), END)
+
+    into_sqlite = kedro_run(project, *until_param(UNTIL), ARXIV_API_URL=server.url)
+    into_postgres = kedro_run(
+        project, *until_param(UNTIL), ARXIV_API_URL=server.url, DATABASE_URL=postgres_url
+    )
+
+    assert into_sqlite.returncode == 0, into_sqlite.stdout
+    assert into_postgres.returncode == 0, into_postgres.stdout
+    assert sorted(paper_ids(sqlite_url(project))) == sorted(expected)
+    assert sorted(paper_ids(postgres_url)) == sorted(expected)
+    assert f"new {len(expected)} /" in into_postgres.stdout
+    assert watermarks(sqlite_url(project)) == dict.fromkeys(CATEGORIES, END)
+    assert watermarks(postgres_url) == dict.fromkeys(CATEGORIES, END)
+
+
+@pytest.mark.slow
+def test_unreachable_api_fails_the_run_clearly(project: Path) -> None:
+    use_api(project, CATEGORIES, lookback_days=1)
+    unreachable = "http://127.0.0.1:1/api/query"
+
+    result = kedro_run(project, *until_param(UNTIL), ARXIV_API_URL=unreachable)
+
+    assert result.returncode != 0
+    assert "ArxivApiError" in result.stdout
+    assert "arXiv API request for search_query='(cat:cs.CL OR cat:cs.AI) AND" in result.stdout
+    assert f"[{unreachable}?search_query=" in result.stdout
+    [(status, error)] = run_statuses(sqlite_url(project))
+    assert status == "failed"
+    assert error.startswith("ArxivApiError: arXiv API request for search_query=")
+    assert "gave up after 2 attempts" in error
+    assert watermarks(sqlite_url(project)) == {}
+    assert not (project / "data" / "08_reporting" / "ingestion_report.json").exists()
+
+
+def committed_papers(url: str) -> int:
+    """Papers the store shows right now; 0 before the first run has created the tables."""
+    try:
+        return query(url, text("SELECT count(*) FROM papers"))[0][0]
+    except DBAPIError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_killed_run_resumes_without_loss_or_duplicates(
+    backend: str,
+    project: Path,
+    server: ArxivServer,
+    corpus: list[dict],
+    request: pytest.FixtureRequest,
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url") if backend == "postgresql" else sqlite_url(project)
+    )
+    categories = ["cs.CV", "cs.CL", "cs.LG", "cs.AI"]
+    lookback = timedelta(days=17)
+    expected = expected_ids(corpus, categories, UNTIL - lookback, END)
+    assert len(expected) == 3000
+    use_api(project, categories, lookback_days=lookback.days, page_size=100)
+    # The run makes 43 requests; slow the first 24 so it is caught (at ~1,000 papers, request 16).
+    server.inject(*[delay(0.1)] * 24)
+    env = {"ARXIV_API_URL": server.url, "DATABASE_URL": url}
+
+    killed = subprocess.Popen(
+        [str(KEDRO), "run", *until_param(UNTIL)],
+        cwd=project,
+        env=kedro_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the run and its forked reader share a process group
+    )
+    deadline = time.monotonic() + 60
+    while committed_papers(url) < 1000 and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=10)
+    stored_at_kill = committed_papers(url)
+    assert 1000 <= stored_at_kill < len(expected), "the run was not caught in the middle"
+    resumed_from = min(watermarks(url).values())
+    requests_of_killed_run = len(server.requests)
+
+    rerun = kedro_run(project, *until_param(UNTIL), **env)
+
+    assert rerun.returncode == 0, rerun.stdout
+    ids = paper_ids(url)
+    assert len(ids) == len(set(ids)) == len(expected)
+    assert set(ids) == expected
+    assert f"new {len(expected) - stored_at_kill:,} /" in rerun.stdout
+    assert watermarks(url) == dict.fromkeys(categories, END)
+    statuses = run_statuses(url)
+    assert [status for status, _ in statuses] == ["interrupted", "succeeded"]
+    assert "ended before the run finished" in statuses[0][1]
+    assert [count for statement in ORPHANS for (count,) in query(url, text(statement))] == [0] * 3
+    first_window = f"submittedDate:[{UNTIL - lookback:%Y%m%d%H%M} TO"
+    rerun_queries = [r.params["search_query"] for r in server.requests[requests_of_killed_run:]]
+    assert resumed_from > UNTIL - lookback
+    assert not [q for q in rerun_queries if first_window in q], "the rerun started over"
