@@ -103,14 +103,16 @@ def parse_throughput(daily: Path) -> dict:
             query += " AND submittedDate:[202501010000 TO 202612312359]"
             params = {"search_query": query, "start": start, "max_results": 2000}
             pages.append(requests.get(server.url, params=params, timeout=60).content)
-    entries = 0
     started = time.perf_counter()
-    for body in pages:
-        _, raw = parse_feed(body)
-        papers, quarantined = normalize(raw, "api")
-        entries += len(papers) + len(quarantined)
-    elapsed = time.perf_counter() - started
-    return {"entries": entries, "seconds": elapsed, "per_second": entries / elapsed}
+    raw = [entry for body in pages for entry in parse_feed(body)[1]]
+    parsed = time.perf_counter()
+    normalize(raw, "api")
+    normalized = time.perf_counter()
+    return {
+        "entries": len(raw),
+        "parse_per_second": len(raw) / (parsed - started),
+        "per_second": len(raw) / (normalized - started),
+    }
 
 
 def rss_svg(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
@@ -172,7 +174,11 @@ def main() -> None:
             print(f"  {report['papers_per_second']:,.0f} papers/s, "
                   f"peak RSS {report['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
     parsing = parse_throughput(daily)
-    print(f"Atom parse + normalize: {parsing['per_second']:,.0f} papers/s", flush=True)
+    print(
+        f"Atom parse: {parsing['parse_per_second']:,.0f} papers/s, "
+        f"with normalization {parsing['per_second']:,.0f} papers/s",
+        flush=True,
+    )
 
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
@@ -208,10 +214,16 @@ def main() -> None:
         "",
         "## Atom parsing",
         "",
-        f"Parsing and normalizing {parsing['entries']:,} entries served as 2000-entry pages: "
-        f"**{parsing['per_second']:,.0f} papers/s**, "
-        f"{parsing['per_second'] / API_CEILING:,.0f}x the API's own ceiling "
-        f"({API_CEILING:,.0f} papers/s: 2000 per page, one page every 3 s).",
+        f"{parsing['entries']:,} entries served as 2000-entry pages by the local arXiv server. "
+        f"The API's own ceiling is {API_CEILING:,.0f} papers/s (2000 per page, one page every "
+        "3 s).",
+        "",
+        "| step | papers/s | × the API ceiling |",
+        "|---|---|---|",
+        f"| parse (Atom → raw entries) | {parsing['parse_per_second']:,.0f} | "
+        f"{parsing['parse_per_second'] / API_CEILING:.1f} |",
+        f"| parse + normalize + validate | {parsing['per_second']:,.0f} | "
+        f"{parsing['per_second'] / API_CEILING:.1f} |",
         "",
     ]
     (docs / "benchmarks.md").write_text("\n".join(lines))

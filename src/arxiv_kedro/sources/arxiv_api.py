@@ -92,22 +92,40 @@ def parse_feed(content: bytes) -> tuple[FeedHeader, list[dict[str, Any]]]:
     return header, [_entry_to_dict(entry) for entry in root.iterfind(f"{_ATOM}entry")]
 
 
+_AUTHOR, _NAME, _CATEGORY, _LINK = (
+    f"{_ATOM}{tag}" for tag in ("author", "name", "category", "link")
+)
+_PRIMARY = f"{_ARXIV}primary_category"
+_TEXT_FIELDS = {
+    f"{_ATOM}id": "id",
+    f"{_ATOM}title": "title",
+    f"{_ATOM}summary": "summary",
+    f"{_ATOM}published": "published",
+    f"{_ATOM}updated": "updated",
+    f"{_ARXIV}doi": "doi",
+    f"{_ARXIV}journal_ref": "journal_ref",
+    f"{_ARXIV}comment": "comment",
+}
+
+
 def _entry_to_dict(entry: Any) -> dict[str, Any]:
-    primary = entry.find(f"{_ARXIV}primary_category")
-    return {
-        "id": entry.findtext(f"{_ATOM}id"),
-        "title": entry.findtext(f"{_ATOM}title"),
-        "summary": entry.findtext(f"{_ATOM}summary"),
-        "published": entry.findtext(f"{_ATOM}published"),
-        "updated": entry.findtext(f"{_ATOM}updated"),
-        "authors": [a.findtext(f"{_ATOM}name") for a in entry.iterfind(f"{_ATOM}author")],
-        "primary_category": primary.get("term") if primary is not None else None,
-        "categories": [c.get("term") for c in entry.iterfind(f"{_ATOM}category")],
-        "doi": entry.findtext(f"{_ARXIV}doi"),
-        "journal_ref": entry.findtext(f"{_ARXIV}journal_ref"),
-        "comment": entry.findtext(f"{_ARXIV}comment"),
-        "links": [dict(link.attrib) for link in entry.iterfind(f"{_ATOM}link")],
-    }
+    """One pass over the entry's children (much faster than a lookup per field)."""
+    raw: dict[str, Any] = dict.fromkeys(_TEXT_FIELDS.values())
+    raw.update(primary_category=None, authors=[], categories=[], links=[])
+    authors, categories, links = raw["authors"], raw["categories"], raw["links"]
+    for child in entry:
+        tag = child.tag
+        if tag == _AUTHOR:
+            authors.append(child.findtext(_NAME))
+        elif tag == _CATEGORY:
+            categories.append(child.get("term"))
+        elif tag == _LINK:
+            links.append(dict(child.attrib))
+        elif tag == _PRIMARY:
+            raw["primary_category"] = child.get("term")
+        elif tag in _TEXT_FIELDS:
+            raw[_TEXT_FIELDS[tag]] = child.text
+    return raw
 
 
 def _api_error(entries: list[dict[str, Any]]) -> str | None:
