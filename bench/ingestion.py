@@ -73,6 +73,12 @@ def scratch_postgres() -> tuple[str, str]:
     return name, f"{base}/{name}"
 
 
+def postgres_version() -> str:
+    with psycopg.connect(POSTGRES_ADMIN_URL) as conn:
+        version = conn.info.server_version
+    return f"{version // 10000}.{version % 10000}"
+
+
 def drop_postgres(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -189,9 +195,7 @@ def main() -> None:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (bench/ingestion.py) on "
         f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, PostgreSQL "
-        f"{psycopg.connect(POSTGRES_ADMIN_URL).info.server_version / 10000:.2f} on the same "
-        "machine.",
+        f"Python {platform.python_version()}, PostgreSQL {postgres_version()} on the same machine.",
         "",
         "## Snapshot backfill (`arxiv-daily-2025-03_2026-04.jsonl.gz`, 72,000 papers)",
         "",

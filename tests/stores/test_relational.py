@@ -16,8 +16,8 @@ from sqlalchemy import select, text
 
 from arxiv_kedro.papers import Paper, Quarantined, normalize
 from arxiv_kedro.sources import Checkpoint
-from arxiv_kedro.stores import schema
-from arxiv_kedro.stores.relational import Counts, PaperStore, StoreError, author_id
+from arxiv_kedro.stores import StoreError, schema
+from arxiv_kedro.stores.relational import Counts, PaperStore, author_id
 from tests.support.arxiv_server import load_corpus
 
 PUBLISHED = datetime(2025, 3, 18, 9, 30, tzinfo=UTC)

@@ -6,7 +6,8 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
-from arxiv_kedro.stores.relational import PaperStore, masked
+from arxiv_kedro.stores import masked
+from arxiv_kedro.stores.relational import PaperStore
 
 
 class PaperStoreDataset(AbstractDataset[None, PaperStore]):

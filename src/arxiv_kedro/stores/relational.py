@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro.papers import Paper, Quarantined
 from arxiv_kedro.sources import Checkpoint
+from arxiv_kedro.stores import StoreError, masked
 from arxiv_kedro.stores.schema import (
     authors,
     ingestion_runs,
@@ -41,10 +42,6 @@ _PAPER_COLUMNS = (
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-class StoreError(RuntimeError):
-    """The database cannot be reached or used; the message names it with the password masked."""
-
-
 @dataclass
 class Counts:
     """What a run (or one batch of it) did to the store."""
@@ -63,11 +60,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def masked(url: str) -> str:
-    """The URL as safe to log: the password replaced by ***."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def make_engine(url: str) -> Engine:
