@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
+from arxiv_kedro.stores.coordination import RedisStore
 from arxiv_kedro.stores.relational import PaperStore
 from tests.support.arxiv_server import ArxivServer, shared_data_dir
 
@@ -20,6 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+# The machine's Redis; every test gets its own key namespace, deleted afterwards.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +106,78 @@ def store(store_url: str) -> Iterator[PaperStore]:
     paper_store = PaperStore.open(store_url)
     yield paper_store
     paper_store.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DocumentServer:
+    """An nx-27017 process (MongoDB wire protocol on SQLite) that tests can stop and restart."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self) -> DocumentServer:
+        executable = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+        self.process = subprocess.Popen(
+            [
+                *(executable, "--data-dir", str(self.data_dir), "-p", str(self.port)),
+                # its own pid and log files: the defaults in /tmp are shared by every instance
+                *("--pid-file", str(self.data_dir / "nx-27017.pid")),
+                *("--log-file", str(self.data_dir / "nx-27017.log")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nx-27017 did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def document_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer]:
+    """One nx-27017 server for the session, on a free port, with a temporary data directory
+    (one SQLite file per database, so each test's database is its own)."""
+    server = DocumentServer(tmp_path_factory.mktemp("nx-27017")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_database() -> str:
+    return f"arxiv_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_store() -> Iterator[RedisStore]:
+    """The machine's Redis under a namespace of this test's own; its keys are removed after."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    store = RedisStore(REDIS_URL, namespace=f"arxiv-test-{uuid.uuid4().hex[:12]}")
+    yield store
+    keys = list(store.client.scan_iter(match=f"{store.namespace}:*"))
+    if keys:
+        store.client.delete(*keys)
+    store.close()

@@ -52,9 +52,23 @@ def test_dependencies_and_volumes_are_declared():
 
 def test_no_default_passwords_and_no_exposed_databases():
     text = (PROJECT_ROOT / "docker-compose.yaml").read_text()
-    for match in re.finditer(r"\$\{(POSTGRES_PASSWORD)([^}]*)\}", text):
-        assert match.group(2).startswith(":?"), "passwords must be required, never defaulted"
-    assert "ports" not in SERVICES["postgres"], "the database must not be published"
+    passwords = list(re.finditer(r"\$\{(\w+_PASSWORD)([^}]*)\}", text))
+    assert {m.group(1) for m in passwords} == {
+        "POSTGRES_PASSWORD",
+        "MONGO_PASSWORD",
+        "REDIS_PASSWORD",
+    }
+    for match in passwords:
+        assert match.group(2).startswith(":?"), f"{match.group(1)} must be required, not defaulted"
+    for database in ("postgres", "mongo", "redis"):
+        assert "ports" not in SERVICES[database], f"{database} must not be published"
+        assert "healthcheck" in SERVICES[database], f"{database} needs a healthcheck"
+
+
+def test_the_ingestion_job_gets_every_store_from_the_environment():
+    environment = SERVICES["ingestion"]["environment"]
+    assert {"DATABASE_URL", "MONGO_URI", "MONGO_DB", "REDIS_URL"} <= set(environment)
+    assert set(SERVICES["ingestion"]["depends_on"]) == {"postgres", "mongo", "redis"}
 
 
 def test_project_commands_run_outside_docker():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -438,7 +439,19 @@ def test_content_hash_is_stable() -> None:
 
 
 def test_changes_cover_every_field() -> None:
-    assert set(CHANGES) == {field.name for field in dataclasses.fields(Paper)}
+    content = {field.name for field in dataclasses.fields(Paper) if field.compare}
+    assert set(CHANGES) == content
+
+
+def test_raw_record_travels_with_the_paper_but_is_not_content() -> None:
+    raw = api_entry()
+    paper = from_api_entry(raw)
+
+    assert paper.raw is raw
+    assert dataclasses.replace(paper, raw={"other": 1}).content_hash() == paper.content_hash()
+    assert pickle.loads(pickle.dumps(paper)).raw == raw
+    assert "raw" not in paper.as_json()
+    assert paper.as_json()["published"] == paper.published.isoformat()
 
 
 @pytest.mark.parametrize("changes", CHANGES.values(), ids=CHANGES.keys())

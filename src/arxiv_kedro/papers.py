@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from operator import attrgetter
@@ -56,6 +56,8 @@ class Paper:
     doi: str | None = None
     journal_ref: str | None = None
     comments: str | None = None
+    # The source record this paper was normalized from (not part of its identity or content).
+    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple:
         # Pickles as a plain tuple: batches cross a process boundary (ingestion's reader) and
@@ -69,6 +71,25 @@ class Paper:
     @property
     def pdf_url(self) -> str:
         return f"https://arxiv.org/pdf/{self.arxiv_id}v{self.version}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The normalized fields as JSON-ready values (ISO 8601 dates, lists), without `raw`."""
+        return {
+            "arxiv_id": self.arxiv_id,
+            "version": self.version,
+            "title": self.title,
+            "abstract": self.abstract,
+            "authors": list(self.authors),
+            "primary_category": self.primary_category,
+            "categories": list(self.categories),
+            "published": self.published.isoformat(),
+            "updated": self.updated.isoformat(),
+            "doi": self.doi,
+            "journal_ref": self.journal_ref,
+            "comments": self.comments,
+            "abs_url": self.abs_url,
+            "pdf_url": self.pdf_url,
+        }
 
     def content_hash(self) -> str:
         """A digest of every field: re-ingesting identical metadata is recognised as unchanged."""
@@ -181,6 +202,7 @@ def from_api_entry(raw: dict[str, Any]) -> Paper:
         doi=_optional(raw.get("doi")),
         journal_ref=_optional(raw.get("journal_ref")),
         comments=_optional(raw.get("comment")),
+        raw=raw,
     )
 
 
@@ -233,6 +255,7 @@ def from_snapshot_record(raw: dict[str, Any]) -> Paper:
         doi=_optional(raw.get("doi")),
         journal_ref=_optional(raw.get("journal-ref")),
         comments=_optional(raw.get("comments")),
+        raw=raw,
     )
 
 

@@ -1,6 +1,15 @@
 """Custom Kedro datasets: thin adapters from the catalog to the sources and stores."""
 
+from arxiv_kedro.datasets.document_store import DocumentStoreDataset
 from arxiv_kedro.datasets.paper_source import PaperSourceDataset
 from arxiv_kedro.datasets.paper_store import PaperStoreDataset
+from arxiv_kedro.datasets.redis_staging import RedisStagingDataset
+from arxiv_kedro.datasets.run_lock import RunLockDataset
 
-__all__ = ["PaperSourceDataset", "PaperStoreDataset"]
+__all__ = [
+    "DocumentStoreDataset",
+    "PaperSourceDataset",
+    "PaperStoreDataset",
+    "RedisStagingDataset",
+    "RunLockDataset",
+]

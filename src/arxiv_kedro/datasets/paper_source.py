@@ -6,8 +6,10 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
-from arxiv_kedro.sources.arxiv_api import ArxivApiClient
+from arxiv_kedro.sources.arxiv_api import MIN_DELAY_SECONDS, ArxivApiClient
 from arxiv_kedro.sources.snapshot import SnapshotFile
+from arxiv_kedro.stores import masked
+from arxiv_kedro.stores.coordination import RedisStore, RedisTokenBucket
 
 
 class PaperSourceDataset(AbstractDataset[None, "ArxivApiClient | SnapshotFile"]):
@@ -27,6 +29,7 @@ class PaperSourceDataset(AbstractDataset[None, "ArxivApiClient | SnapshotFile"])
             delay_seconds: 3
             timeout_seconds: 60
             max_retries: 4
+          shared_rate_limit: ${env:REDIS_URL,""}   # conf/prod: the limit holds across processes
     """
 
     def __init__(
@@ -34,20 +37,30 @@ class PaperSourceDataset(AbstractDataset[None, "ArxivApiClient | SnapshotFile"])
         api: dict[str, Any] | None = None,
         snapshot: str | None = None,
         snapshot_batch_size: int = 5000,
+        shared_rate_limit: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         self.api = dict(api or {})
         self.snapshot = snapshot or None
         self.snapshot_batch_size = snapshot_batch_size
+        self.shared_rate_limit = shared_rate_limit or None
         self.metadata = metadata
 
     def load(self) -> ArxivApiClient | SnapshotFile:
         if self.snapshot:
             return SnapshotFile(self.snapshot, batch_size=self.snapshot_batch_size)
-        return ArxivApiClient(**self.api)
+        limiter = None
+        if self.shared_rate_limit:  # one request per delay_seconds for every process on Redis
+            delay = self.api.get("delay_seconds", MIN_DELAY_SECONDS)
+            store = RedisStore(self.shared_rate_limit)
+            limiter = RedisTokenBucket(store, "arxiv-api", rate=1 / delay)
+        return ArxivApiClient(**self.api, rate_limiter=limiter)
 
     def save(self, data: None) -> NoReturn:
         raise DatasetError("PaperSourceDataset is read-only")
 
     def _describe(self) -> dict[str, Any]:
-        return {"snapshot": self.snapshot} if self.snapshot else {"api": self.api}
+        if self.snapshot:
+            return {"snapshot": self.snapshot}
+        shared = masked(self.shared_rate_limit) if self.shared_rate_limit else None
+        return {"api": self.api, "shared_rate_limit": shared}

@@ -21,6 +21,7 @@ from lxml import etree
 from arxiv_kedro import __version__
 from arxiv_kedro.papers import InvalidRecord, iso_datetime
 from arxiv_kedro.sources import Checkpoint, RawBatch
+from arxiv_kedro.stores.coordination import LocalTokenBucket, RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +212,11 @@ class ArxivApiClient(arxiv.Client):
     """`arxiv.Client` with what a production fetcher needs.
 
     The package gives paging (`Client.results`) and URL building; this class replaces its fetch
-    step with: a configurable endpoint, a request timeout, a descriptive User-Agent, the delay
-    between *every* request (retries included), retries with exponential backoff that honour
-    Retry-After on 429/5xx, timeouts, dropped connections and spurious empty pages, and clear
-    errors naming the query for error feeds and malformed pages. Pages carry raw entry dicts.
+    step with: a configurable endpoint, a request timeout, a descriptive User-Agent, a rate
+    limit on *every* request (retries included; shareable across processes), retries with
+    exponential backoff that honour Retry-After on 429/5xx, timeouts, dropped connections and
+    spurious empty pages, and clear errors naming the query for error feeds and malformed
+    pages. Pages carry raw entry dicts.
     """
 
     def __init__(
@@ -228,6 +230,7 @@ class ArxivApiClient(arxiv.Client):
         backoff_seconds: float = 2.0,
         max_wait_seconds: float = 300.0,
         user_agent: str = USER_AGENT,
+        rate_limiter: RateLimiter | None = None,
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}, got {page_size}")
@@ -244,7 +247,11 @@ class ArxivApiClient(arxiv.Client):
         self.backoff_seconds = backoff_seconds
         self.max_wait_seconds = max_wait_seconds
         self._session.headers["User-Agent"] = user_agent
-        self._last_request: float | None = None
+        # One request per `delay_seconds`: for this process, or for the whole deployment when
+        # the limiter is shared (Redis).
+        if rate_limiter is None and delay_seconds > 0:
+            rate_limiter = LocalTokenBucket(rate=1 / delay_seconds)
+        self.rate_limiter = rate_limiter
         self.total_results: int | None = None  # of the current search, once its first page is in
 
     def __repr__(self) -> str:
@@ -294,14 +301,9 @@ class ArxivApiClient(arxiv.Client):
                 return feed
         raise AssertionError("unreachable")
 
-    def _wait_turn(self) -> None:
-        if self._last_request is not None:
-            pause = self._last_request + self.delay_seconds - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-
     def _request_page(self, url: str, first_page: bool) -> ParsedFeed:
-        self._wait_turn()
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire()
         logger.debug("GET %s", url)
         try:
             response = self._session.get(url, timeout=self.timeout_seconds)
@@ -312,8 +314,6 @@ class ArxivApiClient(arxiv.Client):
                 f"cannot connect ({_root_cause(exc)}); check the network and ARXIV_API_URL, "
                 "or backfill offline with ARXIV_SNAPSHOT=<snapshot file>"
             ) from None
-        finally:
-            self._last_request = time.monotonic()
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}", _retry_after(response))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -206,11 +206,13 @@ class PaperStore:
         checkpoint: Checkpoint | None = None,
         fetched: int = 0,
         filtered: int = 0,
+        before_commit: Callable[[], object] | None = None,
     ) -> Counts:
         """Upsert papers, keep rejected records, advance the watermark — in one transaction.
 
         `batch` must hold each arxiv_id once (see `papers.normalize`). The watermark moves only
         with the papers that justify it, so a crash at any point loses nothing.
+        `before_commit` runs last inside the transaction: if it raises, nothing is committed.
         """
         counts = Counts(fetched=fetched, filtered=filtered, quarantined=len(rejected))
         now = datetime.now(UTC)
@@ -238,6 +240,8 @@ class PaperStore:
                         }
                     )
                 )
+            if before_commit is not None:
+                before_commit()
         return counts
 
     def _changed_papers(self, conn: Connection, batch: Sequence[Paper], counts: Counts) -> list:

@@ -8,6 +8,9 @@ import os
 import pickle
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Full
 from typing import Any, TypeVar
@@ -16,6 +19,7 @@ from arxiv_kedro.papers import Paper, Quarantined, iso_datetime, normalize
 from arxiv_kedro.sources import RawBatch
 from arxiv_kedro.sources.arxiv_api import ArxivApiClient, Window, plan_windows
 from arxiv_kedro.sources.snapshot import SnapshotFile
+from arxiv_kedro.stores.documents import DocumentStore, UpsertCounts
 from arxiv_kedro.stores.relational import Counts, PaperStore
 
 logger = logging.getLogger(__name__)
@@ -167,15 +171,42 @@ def _snapshot_batches(snapshot: SnapshotFile) -> Iterator[tuple[RawBatch, str]]:
         yield batch, f" ({fraction:.0%} of the file)" if fraction is not None else ""
 
 
-def ingest_papers(
-    source: ArxivApiClient | SnapshotFile, store: PaperStore, params: dict[str, Any]
-) -> dict[str, Any]:
-    """Stream raw records from `source` into `store` and return the run's report.
+def article_document(paper: Paper, source: str) -> dict[str, Any]:
+    """The `articles` document: the raw source record next to the normalized paper."""
+    return {
+        "arxiv_id": paper.arxiv_id,
+        "version": paper.version,
+        "source": source,
+        "raw": paper.raw,
+        "paper": paper.as_json(),
+    }
 
-    Every batch is normalized, validated (bad records quarantined with a reason) and upserted in
-    one transaction together with the watermark it justifies; a crash loses nothing and the next
-    run redoes only uncommitted work. The run is recorded in `ingestion_runs`.
+
+def ingest_papers(
+    source: ArxivApiClient | SnapshotFile,
+    store: PaperStore,
+    documents: DocumentStore,
+    lock: AbstractContextManager,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Stream raw records from `source` into the stores and return the run's report.
+
+    Every batch is normalized and validated (bad records quarantined with a reason); its raw
+    records go to the document store (`articles`), then its papers are upserted in one
+    transaction together with the watermark they justify. A crash at any point loses nothing:
+    the next run redoes only uncommitted work, and both writes are idempotent. `lock` keeps two
+    runs from overlapping; the run is recorded in `ingestion_runs`.
     """
+    with lock:
+        return _ingest(source, store, documents, params)
+
+
+def _ingest(
+    source: ArxivApiClient | SnapshotFile,
+    store: PaperStore,
+    documents: DocumentStore,
+    params: dict[str, Any],
+) -> dict[str, Any]:
     if isinstance(source, SnapshotFile):
         kind, detail, window = "snapshot", str(source.path), (None, None)
         batches = _snapshot_batches(source)
@@ -197,28 +228,36 @@ def ingest_papers(
 
     run_id = store.start_run(kind, detail, *window)
     progress = _Progress(f"Ingestion run {run_id} ({kind})")
+    articles = UpsertCounts()
     logger.info("%s started: %s", progress.label, detail)
 
-    def prepared() -> Iterator[tuple[RawBatch, str, list[Paper], list[Quarantined], int]]:
+    def prepared() -> Iterator[tuple[RawBatch, str, list[Paper], list[Quarantined], int, list]]:
         for batch, done in batches:
             papers, quarantined = normalize(batch.records, kind)
             papers, filtered = select_papers(
                 papers, filters.get("categories") or (), filters.get("since"), filters.get("until")
             )
-            yield batch, done, papers, quarantined, filtered
+            docs = [article_document(paper, kind) for paper in papers]
+            yield batch, done, papers, quarantined, filtered, docs
 
     try:
-        for batch, done, papers, quarantined, filtered in prefetch(prepared()):
-            counts = store.write_batch(
-                papers,
-                [*batch.rejected, *quarantined],
-                source=kind,
-                run_id=run_id,
-                checkpoint=batch.checkpoint,
-                fetched=len(batch.records) + len(batch.rejected),
-                filtered=filtered,
-            )
-            progress.add(counts, done)
+        # The documents are written while the relational transaction does its work; it commits
+        # (moving the watermark) only once they are stored.
+        with ThreadPoolExecutor(1, thread_name_prefix="articles") as writer:
+            for batch, done, papers, quarantined, filtered, docs in prefetch(prepared()):
+                stored = writer.submit(documents.upsert_many, "articles", docs)
+                counts = store.write_batch(
+                    papers,
+                    [*batch.rejected, *quarantined],
+                    source=kind,
+                    run_id=run_id,
+                    checkpoint=batch.checkpoint,
+                    fetched=len(batch.records) + len(batch.rejected),
+                    filtered=filtered,
+                    before_commit=stored.result,
+                )
+                articles += stored.result()
+                progress.add(counts, done)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.finish_run(run_id, status, error=f"{exc.__class__.__name__}: {exc}")
@@ -235,4 +274,5 @@ def ingest_papers(
         "duration_seconds": round(run["duration_seconds"], 3),
         "papers_per_second": round(progress.counts.fetched / progress.elapsed, 1),
         **progress.counts.as_dict(),
+        "articles": asdict(articles),
     }

@@ -10,7 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=ingest_papers,
-                inputs=["paper_source", "paper_store", "params:ingestion"],
+                inputs=[
+                    "paper_source",
+                    "paper_store",
+                    "article_store",
+                    "ingestion_lock",
+                    "params:ingestion",
+                ],
                 outputs="ingestion_report",
                 name="ingest_papers_node",
                 tags=["ingestion"],
