@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from arxiv_kedro.stores import schema
+from arxiv_kedro.stores.documents import SqlDocumentStore
 from arxiv_kedro.stores.relational import make_engine
 from tests.support.arxiv_server import ArxivServer, delay, load_corpus
 
@@ -91,6 +92,15 @@ def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProc
 def sqlite_url(project: Path) -> str:
     """Where the base catalog puts the store when DATABASE_URL is unset."""
     return f"sqlite:///{project / 'data' / '03_primary' / 'arxiv.db'}"
+
+
+def article_count(project: Path) -> int:
+    """Documents in the base catalog's embedded document store."""
+    documents = SqlDocumentStore(f"sqlite:///{project / 'data' / '03_primary' / 'documents.db'}")
+    try:
+        return documents.count("articles")
+    finally:
+        documents.close()
 
 
 def query(url: str, statement) -> list[tuple]:
@@ -248,6 +258,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert set(ids) == expected
     assert f"new {len(expected) - stored_at_kill:,} /" in rerun.stdout
     assert watermarks(url) == dict.fromkeys(categories, END)
+    assert article_count(project) == len(ids)
     statuses = run_statuses(url)
     assert [status for status, _ in statuses] == ["interrupted", "succeeded"]
     assert "ended before the run finished" in statuses[0][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -14,9 +15,16 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from sqlalchemy import func, select
 
-from arxiv_kedro.datasets import PaperSourceDataset, PaperStoreDataset
+from arxiv_kedro.datasets import (
+    DocumentStoreDataset,
+    PaperSourceDataset,
+    PaperStoreDataset,
+    RunLockDataset,
+)
+from arxiv_kedro.papers import from_api_entry, from_snapshot_record
 from arxiv_kedro.pipelines.ingestion import create_pipeline
 from arxiv_kedro.stores import schema
+from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational import PaperStore
 from tests.support.arxiv_server import ArxivServer, load_corpus
 
@@ -31,19 +39,24 @@ API_PARAMS = {
 }
 
 
-def run_pipeline(source: PaperSourceDataset, url: str, params: dict[str, Any]) -> tuple:
-    """Run the pipeline; returns the report and the store the run wrote to."""
+def run_pipeline(
+    source: PaperSourceDataset, url: str, params: dict[str, Any], workdir: Path
+) -> tuple[dict[str, Any], PaperStore, DocumentStore]:
+    """Run the pipeline (documents and lock in `workdir`); returns the report and the stores."""
     store = PaperStoreDataset(url=url)
+    documents = DocumentStoreDataset(url=f"sqlite:///{workdir / 'documents.db'}")
     catalog = DataCatalog(
         {
             "paper_source": source,
             "paper_store": store,
+            "article_store": documents,
+            "ingestion_lock": RunLockDataset("ingestion", path=str(workdir / "ingestion.lock")),
             "params:ingestion": MemoryDataset(params),
             "ingestion_report": MemoryDataset(),
         }
     )
     outputs = SequentialRunner().run(create_pipeline(), catalog)
-    return outputs["ingestion_report"].load(), store.load()
+    return outputs["ingestion_report"].load(), store.load(), documents.load()
 
 
 def stored_ids(store: PaperStore) -> list[str]:
@@ -87,11 +100,13 @@ def api_source(server: ArxivServer) -> PaperSourceDataset:
     )
 
 
-def test_snapshot_slice_report_and_store_agree(shared_data: Path, store_url: str) -> None:
+def test_snapshot_slice_report_and_store_agree(
+    shared_data: Path, store_url: str, tmp_path: Path
+) -> None:
     snapshot = shared_data / "snapshot" / "arxiv-sample-all-archives.jsonl"
     source = PaperSourceDataset(snapshot=str(snapshot), snapshot_batch_size=500)
 
-    report, store = run_pipeline(source, store_url, {"snapshot_filter": {}})
+    report, store, documents = run_pipeline(source, store_url, {"snapshot_filter": {}}, tmp_path)
 
     assert report["status"] == "succeeded"
     assert (report["fetched"], report["new"], report["quarantined"]) == (1628, 1628, 0)
@@ -103,21 +118,32 @@ def test_snapshot_slice_report_and_store_agree(shared_data: Path, store_url: str
     assert {k: run[k] for k in ("status", "fetched", "new", "quarantined")} == {
         k: report[k] for k in ("status", "fetched", "new", "quarantined")
     }
+    assert report["articles"] == {"new": 1628, "updated": 0, "unchanged": 0}
+    records = {r["id"]: r for r in map(json.loads, snapshot.read_text().splitlines())}
+    articles = documents.find("articles")
+    assert sorted(a["arxiv_id"] for a in articles) == sorted(stored_ids(store))
+    for article in articles:
+        assert article["raw"] == records[article["arxiv_id"]]
+        assert article["paper"] == from_snapshot_record(article["raw"]).as_json()
     store.engine.dispose()
 
 
 @pytest.mark.slow
 def test_api_slice_fetches_the_window_then_only_the_overlap(
-    corpus: list[dict], server: ArxivServer, store_url: str
+    corpus: list[dict], server: ArxivServer, store_url: str, tmp_path: Path
 ) -> None:
     end = UNTIL + timedelta(minutes=1)
     first = expected_ids(corpus, UNTIL - timedelta(days=3), end)
 
-    report, store = run_pipeline(api_source(server), store_url, API_PARAMS)
+    report, store, documents = run_pipeline(api_source(server), store_url, API_PARAMS, tmp_path)
 
     assert sorted(stored_ids(store)) == sorted(first)
     assert (report["new"], report["fetched"], report["quarantined"]) == (len(first), len(first), 0)
     assert store.watermarks() == dict.fromkeys(CATEGORIES, end)
+    assert report["articles"] == {"new": len(first), "updated": 0, "unchanged": 0}
+    articles = documents.find("articles")
+    assert sorted(a["arxiv_id"] for a in articles) == sorted(first)
+    assert all(a["paper"] == from_api_entry(a["raw"]).as_json() for a in articles)
 
     later = UNTIL + timedelta(days=1)
     overlap = expected_ids(corpus, end - timedelta(hours=24), end)
@@ -126,11 +152,13 @@ def test_api_slice_fetches_the_window_then_only_the_overlap(
     requests_before = len(server.requests)
     store.engine.dispose()
 
-    report, store = run_pipeline(
-        api_source(server), store_url, {**API_PARAMS, "until": later.isoformat()}
+    report, store, documents = run_pipeline(
+        api_source(server), store_url, {**API_PARAMS, "until": later.isoformat()}, tmp_path
     )
 
     assert (report["unchanged"], report["new"], report["updated"]) == (len(overlap), len(fresh), 0)
+    assert report["articles"] == {"new": len(fresh), "updated": 0, "unchanged": len(overlap)}
+    assert documents.count("articles") == len(first | fresh)
     ids = stored_ids(store)
     assert len(ids) == len(set(ids)) == len(first | fresh)
     assert store.watermarks() == dict.fromkeys(CATEGORIES, later + timedelta(minutes=1))
