@@ -18,7 +18,7 @@ import redis
 
 from arxiv_kedro.stores.coordination import RedisStore
 from arxiv_kedro.stores.relational import PaperStore
-from tests.support.arxiv_server import ArxivServer, shared_data_dir
+from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
@@ -43,6 +43,20 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def daily_snapshot(shared_data: Path) -> Path:
     return shared_data / "snapshot" / "arxiv-daily-2025-03_2026-04.jsonl.gz"
+
+
+@pytest.fixture(scope="session")
+def corpus(daily_snapshot: Path) -> list[dict]:
+    """The first 3,000 papers of the daily snapshot, listed 2025-03-18 … 2025-04-03 (each at
+    00:00 UTC of its listing day)."""
+    return load_corpus(daily_snapshot, limit=3000)
+
+
+@pytest.fixture
+def corpus_server(corpus: list[dict]) -> Iterator[ArxivServer]:
+    """A local arXiv API answering category/date queries from `corpus`."""
+    with ArxivServer(corpus=corpus) as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from arxiv_kedro.stores import schema
 from arxiv_kedro.stores.documents import SqlDocumentStore
 from arxiv_kedro.stores.relational import make_engine
-from tests.support.arxiv_server import ArxivServer, delay, load_corpus
+from tests.support.arxiv_server import ArxivServer, delay
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEDRO = Path(sys.executable).parent / "kedro"
@@ -135,18 +134,6 @@ def expected_ids(corpus: list[dict], categories: list[str], start: datetime, end
     }
 
 
-@pytest.fixture(scope="module")
-def corpus(daily_snapshot: Path) -> list[dict]:
-    """3,000 papers listed 2025-03-18 … 2025-04-03."""
-    return load_corpus(daily_snapshot, limit=3000)
-
-
-@pytest.fixture
-def server(corpus: list[dict]) -> Iterator[ArxivServer]:
-    with ArxivServer(corpus=corpus) as running:
-        yield running
-
-
 def test_smoke_snapshot_run(project: Path, shared_data: Path) -> None:
     snapshot = shared_data / "snapshot" / "kaggle-head-0704.0001-0200.jsonl"
 
@@ -163,14 +150,14 @@ def test_smoke_snapshot_run(project: Path, shared_data: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_api_run_into_sqlite_and_postgres_stores_the_same_papers(
-    project: Path, server: ArxivServer, corpus: list[dict], postgres_url: str
+    project: Path, corpus_server: ArxivServer, corpus: list[dict], postgres_url: str
 ) -> None:
     use_api(project, CATEGORIES, lookback_days=3)
     expected = expected_ids(corpus, CATEGORIES, UNTIL - timedelta(days=3), END)
 
-    into_sqlite = kedro_run(project, *until_param(UNTIL), ARXIV_API_URL=server.url)
+    into_sqlite = kedro_run(project, *until_param(UNTIL), ARXIV_API_URL=corpus_server.url)
     into_postgres = kedro_run(
-        project, *until_param(UNTIL), ARXIV_API_URL=server.url, DATABASE_URL=postgres_url
+        project, *until_param(UNTIL), ARXIV_API_URL=corpus_server.url, DATABASE_URL=postgres_url
     )
 
     assert into_sqlite.returncode == 0, into_sqlite.stdout
@@ -216,7 +203,7 @@ def committed_papers(url: str) -> int:
 def test_killed_run_resumes_without_loss_or_duplicates(
     backend: str,
     project: Path,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     corpus: list[dict],
     request: pytest.FixtureRequest,
 ) -> None:
@@ -229,8 +216,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert len(expected) == 3000
     use_api(project, categories, lookback_days=lookback.days, page_size=100)
     # The run makes 43 requests; slow the first 24 so it is caught (at ~1,000 papers, request 16).
-    server.inject(*[delay(0.1)] * 24)
-    env = {"ARXIV_API_URL": server.url, "DATABASE_URL": url}
+    corpus_server.inject(*[delay(0.1)] * 24)
+    env = {"ARXIV_API_URL": corpus_server.url, "DATABASE_URL": url}
 
     killed = subprocess.Popen(
         [str(KEDRO), "run", *until_param(UNTIL)],
@@ -248,7 +235,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     stored_at_kill = committed_papers(url)
     assert 1000 <= stored_at_kill < len(expected), "the run was not caught in the middle"
     resumed_from = min(watermarks(url).values())
-    requests_of_killed_run = len(server.requests)
+    requests_of_killed_run = len(corpus_server.requests)
 
     rerun = kedro_run(project, *until_param(UNTIL), **env)
 
@@ -264,6 +251,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert "ended before the run finished" in statuses[0][1]
     assert [count for statement in ORPHANS for (count,) in query(url, text(statement))] == [0] * 3
     first_window = f"submittedDate:[{UNTIL - lookback:%Y%m%d%H%M} TO"
-    rerun_queries = [r.params["search_query"] for r in server.requests[requests_of_killed_run:]]
+    rerun_queries = [
+        r.params["search_query"] for r in corpus_server.requests[requests_of_killed_run:]
+    ]
     assert resumed_from > UNTIL - lookback
     assert not [q for q in rerun_queries if first_window in q], "the rerun started over"

@@ -22,7 +22,7 @@ from arxiv_kedro.sources.arxiv_api import ArxivApiClient, Window
 from arxiv_kedro.stores import schema
 from arxiv_kedro.stores.documents import SqlDocumentStore
 from tests.conftest import REDIS_URL, DocumentServer, free_port
-from tests.support.arxiv_server import ArxivServer, delay, load_corpus
+from tests.support.arxiv_server import ArxivServer, delay
 from tests.test_kedro_run import (
     END,
     KEDRO,
@@ -140,18 +140,6 @@ def prod_env(
     }
 
 
-@pytest.fixture(scope="module")
-def corpus(daily_snapshot: Path) -> list[dict]:
-    """3,000 papers listed 2025-03-18 … 2025-04-03."""
-    return load_corpus(daily_snapshot, limit=3000)
-
-
-@pytest.fixture
-def server(corpus: list[dict]) -> Iterator[ArxivServer]:
-    with ArxivServer(corpus=corpus) as running:
-        yield running
-
-
 @pytest.fixture
 def expected(corpus: list[dict]) -> set[str]:
     """What the prod parameters fetch on a first run until UNTIL."""
@@ -194,8 +182,10 @@ def prod_run(project: Path, *args: str, **env: str) -> tuple[int, str, float]:
     return result.returncode, result.stdout, time.monotonic() - started
 
 
-def api_run(project: Path, server: ArxivServer, env: dict[str, str]) -> tuple[int, str, float]:
-    return prod_run(project, *until_param(UNTIL), **{**env, "ARXIV_API_URL": server.url})
+def api_run(
+    project: Path, corpus_server: ArxivServer, env: dict[str, str]
+) -> tuple[int, str, float]:
+    return prod_run(project, *until_param(UNTIL), **{**env, "ARXIV_API_URL": corpus_server.url})
 
 
 def articles(mongo: pymongo.MongoClient, database: str) -> list[dict]:
@@ -208,9 +198,9 @@ def paper_rows(url: str) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in query(url, select(*columns))}
 
 
-def served_entries(server: ArxivServer) -> list[dict]:
+def served_entries(corpus_server: ArxivServer) -> list[dict]:
     """Every Atom entry the local server has for the prod query, as the client parses it."""
-    client = ArxivApiClient(server.url, page_size=2000, delay_seconds=0.05)
+    client = ArxivApiClient(corpus_server.url, page_size=2000, delay_seconds=0.05)
     window = Window(tuple(CATEGORIES), UNTIL - LOOKBACK, END)
     return [entry for batch in client.fetch(window) for entry in batch.records]
 
@@ -254,14 +244,14 @@ def test_snapshot_run_on_prod_stores_what_the_embedded_default_stores(
 
 def test_api_run_on_prod(
     project: Path,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     expected: set[str],
     prod_env: dict[str, str],
     mongo: pymongo.MongoClient,
     mongo_database: str,
     redis_db: redis.Redis,
 ) -> None:
-    code, output, _ = api_run(project, server, prod_env)
+    code, output, _ = api_run(project, corpus_server, prod_env)
 
     assert code == 0, output
     assert f"new {len(expected)} /" in output
@@ -274,7 +264,7 @@ def test_api_run_on_prod(
     stored = articles(mongo, mongo_database)
     assert {a["source"] for a in stored} == {"api"}
     assert sorted((a["raw"] for a in stored), key=itemgetter("id")) == sorted(
-        served_entries(server), key=itemgetter("id")
+        served_entries(corpus_server), key=itemgetter("id")
     )
     assert redis_db.exists(LOCK_KEY) == 0  # released
 
@@ -283,7 +273,7 @@ def test_api_run_on_prod(
 def test_an_unusable_store_fails_the_run_fast_and_commits_nothing(
     case: str,
     project: Path,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     prod_env: dict[str, str],
     mongo: pymongo.MongoClient,
     mongo_database: str,
@@ -293,13 +283,13 @@ def test_an_unusable_store_fails_the_run_fast_and_commits_nothing(
     port = free_port()
     env = {**prod_env, setting: value.format(port=port)}
 
-    code, output, seconds = api_run(project, server, env)
+    code, output, seconds = api_run(project, corpus_server, env)
 
     assert code != 0
     assert seconds < 60
     assert message.format(port=port) in output
     assert PASSWORD not in output
-    assert server.requests == []
+    assert corpus_server.requests == []
     assert mongo[mongo_database]["articles"].count_documents({}) == 0
     assert redis_db.exists(LOCK_KEY) == 0
     if setting != "DATABASE_URL":
@@ -309,7 +299,7 @@ def test_an_unusable_store_fails_the_run_fast_and_commits_nothing(
 
 def test_document_store_outage_mid_run_then_rerun(
     project: Path,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     expected: set[str],
     prod_env: dict[str, str],
     document_server: DocumentServer,
@@ -317,8 +307,8 @@ def test_document_store_outage_mid_run_then_rerun(
     mongo_database: str,
 ) -> None:
     url = prod_env["DATABASE_URL"]
-    server.inject(delay(0), delay(3))  # the second page comes 3 s after the first
-    env = {**prod_env, "ARXIV_API_URL": server.url}
+    corpus_server.inject(delay(0), delay(3))  # the second page comes 3 s after the first
+    env = {**prod_env, "ARXIV_API_URL": corpus_server.url}
     started = time.monotonic()
     log = project / "failed-run.log"
     run = start_prod_run(project, log, *until_param(UNTIL), **env)
@@ -344,7 +334,7 @@ def test_document_store_outage_mid_run_then_rerun(
     assert [status for status, _ in run_statuses(url)] == ["failed"]
     assert mongo[mongo_database]["articles"].count_documents({}) == PAGE_SIZE
 
-    code, output, _ = api_run(project, server, prod_env)
+    code, output, _ = api_run(project, corpus_server, prod_env)
 
     assert code == 0, output
     ids = paper_ids(url)
@@ -359,13 +349,13 @@ def test_document_store_outage_mid_run_then_rerun(
 
 def test_a_second_prod_run_while_one_is_in_progress_fails(
     project: Path,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     expected: set[str],
     prod_env: dict[str, str],
     redis_db: redis.Redis,
 ) -> None:
-    server.inject(*[delay(1.5)] * 4)  # the first run holds the lock for at least 6 s
-    env = {**prod_env, "ARXIV_API_URL": server.url}
+    corpus_server.inject(*[delay(1.5)] * 4)  # the first run holds the lock for at least 6 s
+    env = {**prod_env, "ARXIV_API_URL": corpus_server.url}
     log = project / "first-run.log"
     first = start_prod_run(project, log, *until_param(UNTIL), **env)
     try:

@@ -32,7 +32,7 @@ from arxiv_kedro.stores.coordination import FileLock, LockHeld, RedisLock
 from arxiv_kedro.stores.documents import MongoDocumentStore, SqlDocumentStore
 from arxiv_kedro.stores.relational import PaperStore
 from tests.conftest import DocumentServer
-from tests.support.arxiv_server import ArxivServer, delay, load_corpus
+from tests.support.arxiv_server import ArxivServer, delay
 
 SNAPSHOT_LINES = [
     {
@@ -258,20 +258,8 @@ def lock(tmp_path: Path) -> FileLock:
     return FileLock(tmp_path / "ingestion.lock")
 
 
-@pytest.fixture(scope="module")
-def corpus(daily_snapshot: Path) -> list[dict]:
-    """Papers listed 2025-03-18 … 2025-03-28 (each at 00:00 UTC of its listing day)."""
-    return load_corpus(daily_snapshot, limit=2000)
-
-
-@pytest.fixture
-def server(corpus: list[dict]) -> Iterator[ArxivServer]:
-    with ArxivServer(corpus=corpus) as running:
-        yield running
-
-
-def api_client(server: ArxivServer, page_size: int = PAGE) -> ArxivApiClient:
-    return ArxivApiClient(server.url, page_size=page_size, delay_seconds=0.05, max_retries=1)
+def api_client(corpus_server: ArxivServer, page_size: int = PAGE) -> ArxivApiClient:
+    return ArxivApiClient(corpus_server.url, page_size=page_size, delay_seconds=0.05, max_retries=1)
 
 
 def api_expected_ids(corpus: list[dict]) -> set[str]:
@@ -408,11 +396,11 @@ def test_a_second_run_while_the_lock_is_held_fails_and_records_nothing(
     store: PaperStore,
     documents: SqlDocumentStore,
     make_lock: Callable[[], FileLock | RedisLock],
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     corpus: list[dict],
 ) -> None:
     expected = api_expected_ids(corpus)
-    server.inject(delay(1))  # the first run's first page: the second run starts meanwhile
+    corpus_server.inject(delay(1))  # the first run's first page: the second run starts meanwhile
     second: dict[str, object] = {}
 
     def second_run() -> None:
@@ -423,7 +411,7 @@ def test_a_second_run_while_the_lock_is_held_fails_and_records_nothing(
             time.sleep(0.02)
         try:
             second["report"] = ingest_papers(
-                api_client(server), store, documents, make_lock(), API_PARAMS
+                api_client(corpus_server), store, documents, make_lock(), API_PARAMS
             )
         except LockHeld as exc:
             second["error"] = exc
@@ -431,7 +419,7 @@ def test_a_second_run_while_the_lock_is_held_fails_and_records_nothing(
     contender = threading.Thread(target=second_run)
     contender.start()
     try:
-        report = ingest_papers(api_client(server), store, documents, make_lock(), API_PARAMS)
+        report = ingest_papers(api_client(corpus_server), store, documents, make_lock(), API_PARAMS)
     finally:
         contender.join()
 
@@ -448,7 +436,11 @@ def test_a_second_run_while_the_lock_is_held_fails_and_records_nothing(
 
     # The lock is free again; a day of overlap refetches the last day's papers, all unchanged.
     rerun = ingest_papers(
-        api_client(server), store, documents, make_lock(), {**API_PARAMS, "overlap_hours": 24}
+        api_client(corpus_server),
+        store,
+        documents,
+        make_lock(),
+        {**API_PARAMS, "overlap_hours": 24},
     )
 
     last_day = {r["id"] for r in corpus if r["id"] in expected and r["update_date"] == "2025-03-27"}
@@ -467,7 +459,7 @@ def test_a_second_run_while_the_lock_is_held_fails_and_records_nothing(
 def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     store: PaperStore,
     lock: FileLock,
-    server: ArxivServer,
+    corpus_server: ArxivServer,
     corpus: list[dict],
     document_server: DocumentServer,
     mongo_database: str,
@@ -476,7 +468,7 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     first_day = datetime(2025, 3, 25, tzinfo=UTC)  # the first window's papers, PAGE per batch
     assert len(expected) > 3 * PAGE
     documents = MongoDocumentStore(document_server.url, mongo_database)
-    server.inject(delay(0), delay(2))  # the second page arrives 2 s after the first
+    corpus_server.inject(delay(0), delay(2))  # the second page arrives 2 s after the first
     at_outage: dict[str, object] = {}
 
     def stop_after_the_first_batch() -> None:
@@ -492,7 +484,7 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     try:
         started = time.monotonic()
         with pytest.raises(StoreError) as raised:
-            ingest_papers(api_client(server), store, documents, lock, API_PARAMS)
+            ingest_papers(api_client(corpus_server), store, documents, lock, API_PARAMS)
         failed_after = time.monotonic() - started
     finally:
         outage.join()
@@ -511,7 +503,7 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     documents = MongoDocumentStore(document_server.url, mongo_database)
     assert documents.count("articles") == PAGE
 
-    report = ingest_papers(api_client(server), store, documents, lock, API_PARAMS)
+    report = ingest_papers(api_client(corpus_server), store, documents, lock, API_PARAMS)
 
     assert (report["status"], report["new"], report["unchanged"]) == (
         "succeeded",
@@ -528,7 +520,9 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     assert len(articles) == len(expected)
     assert {a["arxiv_id"] for a in articles} == expected
     window = Window((API_CATEGORY,), API_UNTIL - timedelta(days=3), API_END)
-    served = [entry for batch in api_client(server, 2000).fetch(window) for entry in batch.records]
+    served = [
+        entry for batch in api_client(corpus_server, 2000).fetch(window) for entry in batch.records
+    ]
     assert sorted((a["raw"] for a in articles), key=itemgetter("id")) == sorted(
         served, key=itemgetter("id")
     )

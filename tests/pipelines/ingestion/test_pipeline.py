@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from arxiv_kedro.pipelines.ingestion import create_pipeline
 from arxiv_kedro.stores import schema
 from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational import PaperStore
-from tests.support.arxiv_server import ArxivServer, load_corpus
+from tests.support.arxiv_server import ArxivServer
 
 CATEGORIES = ["cs.CL", "cs.AI", "astro-ph.GA"]
-UNTIL = datetime(2025, 4, 3, 12, 0, tzinfo=UTC)
+UNTIL = datetime(2025, 4, 2, 12, 0, tzinfo=UTC)
 API_PARAMS = {
     "categories": CATEGORIES,
     "lookback_days": 3,
@@ -64,17 +63,6 @@ def stored_ids(store: PaperStore) -> list[str]:
         return list(conn.execute(select(schema.papers.c.arxiv_id)).scalars())
 
 
-@pytest.fixture(scope="module")
-def corpus(daily_snapshot: Path) -> list[dict]:
-    return load_corpus(daily_snapshot, limit=4000)
-
-
-@pytest.fixture
-def server(corpus: list[dict]) -> Iterator[ArxivServer]:
-    with ArxivServer(corpus=corpus) as running:
-        yield running
-
-
 def expected_ids(corpus: list[dict], start: datetime, end: datetime) -> set[str]:
     """Corpus papers in one of CATEGORIES, submitted (listed, at 00:00 UTC) in [start, end)."""
     return {
@@ -94,9 +82,9 @@ def pages(ids: set[str]) -> int:
     return max(1, math.ceil(len(ids) / 200))
 
 
-def api_source(server: ArxivServer) -> PaperSourceDataset:
+def api_source(corpus_server: ArxivServer) -> PaperSourceDataset:
     return PaperSourceDataset(
-        api={"url": server.url, "delay_seconds": 0.05, "page_size": 200, "max_retries": 1}
+        api={"url": corpus_server.url, "delay_seconds": 0.05, "page_size": 200, "max_retries": 1}
     )
 
 
@@ -130,12 +118,14 @@ def test_snapshot_slice_report_and_store_agree(
 
 @pytest.mark.slow
 def test_api_slice_fetches_the_window_then_only_the_overlap(
-    corpus: list[dict], server: ArxivServer, store_url: str, tmp_path: Path
+    corpus: list[dict], corpus_server: ArxivServer, store_url: str, tmp_path: Path
 ) -> None:
     end = UNTIL + timedelta(minutes=1)
     first = expected_ids(corpus, UNTIL - timedelta(days=3), end)
 
-    report, store, documents = run_pipeline(api_source(server), store_url, API_PARAMS, tmp_path)
+    report, store, documents = run_pipeline(
+        api_source(corpus_server), store_url, API_PARAMS, tmp_path
+    )
 
     assert sorted(stored_ids(store)) == sorted(first)
     assert (report["new"], report["fetched"], report["quarantined"]) == (len(first), len(first), 0)
@@ -149,11 +139,11 @@ def test_api_slice_fetches_the_window_then_only_the_overlap(
     overlap = expected_ids(corpus, end - timedelta(hours=24), end)
     fresh = expected_ids(corpus, end, later + timedelta(minutes=1))
     assert overlap and fresh
-    requests_before = len(server.requests)
+    requests_before = len(corpus_server.requests)
     store.engine.dispose()
 
     report, store, documents = run_pipeline(
-        api_source(server), store_url, {**API_PARAMS, "until": later.isoformat()}, tmp_path
+        api_source(corpus_server), store_url, {**API_PARAMS, "until": later.isoformat()}, tmp_path
     )
 
     assert (report["unchanged"], report["new"], report["updated"]) == (len(overlap), len(fresh), 0)
@@ -162,7 +152,9 @@ def test_api_slice_fetches_the_window_then_only_the_overlap(
     ids = stored_ids(store)
     assert len(ids) == len(set(ids)) == len(first | fresh)
     assert store.watermarks() == dict.fromkeys(CATEGORIES, later + timedelta(minutes=1))
-    queried = [lower_bound(r.params["search_query"]) for r in server.requests[requests_before:]]
+    queried = [
+        lower_bound(r.params["search_query"]) for r in corpus_server.requests[requests_before:]
+    ]
     overlap_start, fresh_start = (f"{t:%Y%m%d%H%M}" for t in (end - timedelta(hours=24), end))
     assert queried == [overlap_start] * pages(overlap) + [fresh_start] * pages(fresh)
     with store.engine.connect() as conn:
