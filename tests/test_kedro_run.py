@@ -66,9 +66,15 @@ def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> 
     (local / "parameters_ingestion.yml").write_text(yaml.safe_dump({"ingestion": params}))
 
 
+# Settings a test passes explicitly, never inherited from the developer's shell.
+STORE_SETTINGS = (
+    *("DATABASE_URL", "ARXIV_SNAPSHOT", "ARXIV_API_URL"),
+    *("MONGO_URI", "MONGO_DB", "REDIS_URL"),
+)
+
+
 def kedro_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARXIV_SNAPSHOT")}
-    env.pop("ARXIV_API_URL", None)
+    env = {k: v for k, v in os.environ.items() if k not in STORE_SETTINGS}
     return {**env, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "1000", **overrides}
 
 

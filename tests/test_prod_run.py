@@ -69,7 +69,6 @@ UNUSABLE_STORES = {
         "cannot use the relational store at postgresql://postgres:***@127.0.0.1:{port}/x",
     ),
 }
-PROD_SETTINGS = ("DATABASE_URL", "MONGO_URI", "MONGO_DB", "REDIS_URL")
 PAPER_FIELDS = ("arxiv_id", "version", "title", "primary_category", "published", "updated", "doi")
 
 
@@ -146,18 +145,13 @@ def expected(corpus: list[dict]) -> set[str]:
     return expected_ids(corpus, CATEGORIES, UNTIL - LOOKBACK, END)
 
 
-def prod_kedro_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in kedro_env().items() if k not in PROD_SETTINGS}
-    return {**env, **overrides}
-
-
 def start_prod_run(project: Path, log: Path, *args: str, **env: str) -> subprocess.Popen:
     """`kedro run --env prod` in the background, its output going to `log`."""
     with log.open("w") as output:
         return subprocess.Popen(
             [str(KEDRO), "run", "--env", "prod", *args],
             cwd=project,
-            env=prod_kedro_env(**env),
+            env=kedro_env(**env),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -170,15 +164,7 @@ def finish(process: subprocess.Popen, log: Path) -> tuple[int, str]:
 def prod_run(project: Path, *args: str, **env: str) -> tuple[int, str, float]:
     """`kedro run --env prod`; returns its exit code, output and wall time."""
     started = time.monotonic()
-    result = subprocess.run(
-        [str(KEDRO), "run", "--env", "prod", *args],
-        cwd=project,
-        env=prod_kedro_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-    )
+    result = kedro_run(project, "--env", "prod", *args, **env)
     return result.returncode, result.stdout, time.monotonic() - started
 
 

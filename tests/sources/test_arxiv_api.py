@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from tests.support.arxiv_server import (
     ArxivServer,
     delay,
     empty_page,
-    load_corpus,
     malformed,
     status,
 )
@@ -77,17 +75,6 @@ def recorded_search(shared_data: Path) -> bytes:
     """The recorded first 100 results of the search "testing"."""
     [path] = (shared_data / "arxiv-api" / "recorded-2026").glob("q_testing_s0_m100_*.json")
     return json.loads(path.read_text(encoding="utf-8"))["body"].encode()
-
-
-@pytest.fixture(scope="module")
-def corpus(daily_snapshot: Path) -> list[dict[str, Any]]:
-    return load_corpus(daily_snapshot, limit=3000)
-
-
-@pytest.fixture
-def corpus_server(corpus: list[dict[str, Any]]) -> Iterator[ArxivServer]:
-    with ArxivServer(corpus=corpus) as server:
-        yield server
 
 
 def expected_ids(corpus: list[dict[str, Any]], window: Window) -> list[str]:

@@ -320,6 +320,7 @@ def test_redis_token_bucket_is_shared_across_processes(redis_store: RedisStore) 
 
 @pytest.fixture(scope="module")
 def corpus(daily_snapshot: Path) -> list[dict[str, Any]]:
+    """Fewer papers than the shared corpus: fewer pages to pace."""
     return load_corpus(daily_snapshot, limit=1500)
 
 
