@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -31,8 +30,6 @@ from arxiv_kedro.stores.schema import (
     quarantine,
     watermarks,
 )
-
-logger = logging.getLogger(__name__)
 
 _PAPER_COLUMNS = (
     "arxiv_id", "version", "title", "abstract", "primary_category", "published",
