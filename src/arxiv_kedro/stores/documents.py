@@ -30,11 +30,10 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro.stores import StoreError, masked
-from arxiv_kedro.stores.relational import make_engine
+from arxiv_kedro.stores.relational import make_engine, upsertable_insert
 from arxiv_kedro.stores.schema import UTCDateTime
 
 SCHEMA_VERSION = 1
@@ -199,9 +198,7 @@ class SqlDocumentStore(DocumentStore):
             }
             for key, document, now, _ in writes
         ]
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[
-            self.engine.dialect.name
-        ](_documents)
+        insert = upsertable_insert(self.engine, _documents)
         with self.engine.begin() as conn:
             conn.execute(
                 insert.on_conflict_do_update(

@@ -76,6 +76,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
+def upsertable_insert(engine: Engine, table: Any) -> Any:
+    """`INSERT` for the engine's dialect, with `on_conflict_do_update/nothing`."""
+    return _INSERTS[engine.dialect.name](table)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -130,7 +135,7 @@ class PaperStore:
         return store
 
     def _insert(self, table: Any) -> Any:
-        return _INSERTS[self.engine.dialect.name](table)
+        return upsertable_insert(self.engine, table)
 
     # --- watermarks and runs -------------------------------------------------------------
 
