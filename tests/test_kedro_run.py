@@ -69,7 +69,7 @@ def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> 
 # Settings a test passes explicitly, never inherited from the developer's shell.
 STORE_SETTINGS = (
     *("DATABASE_URL", "ARXIV_SNAPSHOT", "ARXIV_API_URL"),
-    *("MONGO_URI", "MONGO_DB", "REDIS_URL"),
+    *("MONGO_URI", "MONGO_DB", "REDIS_URL", "MLFLOW_TRACKING_URI"),
 )
 
 

@@ -16,3 +16,7 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     "custom_resolvers": {"env": _env},
 }
+
+from arxiv_kedro.hooks import ChampionHook  # noqa: E402
+
+HOOKS = (ChampionHook(),)

@@ -303,10 +303,10 @@ def test_opening_twice_migrates_once_and_keeps_data(
         caplog.clear()
         second = PaperStore.open(store_url)
 
-    assert len(migrations) == 1
+    assert len(migrations) == 2  # 0001, 0002
     assert not [r for r in caplog.records if "Running upgrade" in r.message]
     with second.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
     assert second.count() == 1
     first.engine.dispose()
     second.engine.dispose()

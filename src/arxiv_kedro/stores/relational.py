@@ -11,9 +11,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -27,6 +28,7 @@ from arxiv_kedro.stores.schema import (
     paper_authors,
     paper_categories,
     papers,
+    predictions,
     quarantine,
     watermarks,
 )
@@ -37,6 +39,14 @@ _PAPER_COLUMNS = (
     "first_seen_at", "last_changed_at",
 )  # fmt: skip
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+PREDICTION_COLUMNS = (
+    "label",
+    "probability",
+    "label_2",
+    "probability_2",
+    "label_3",
+    "probability_3",
+)
 
 
 @dataclass
@@ -467,3 +477,73 @@ class PaperStore:
     def count(self, table: Any = papers) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+    def labeled_papers(self) -> pd.DataFrame:
+        """Every paper's text with arXiv's primary category as `label`, oldest first."""
+        query = select(
+            papers.c.arxiv_id,
+            papers.c.title,
+            papers.c.abstract,
+            papers.c.primary_category.label("label"),
+            papers.c.published,
+        ).order_by(papers.c.published, papers.c.arxiv_id)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(
+                conn.execute(query).all(), columns=list(query.selected_columns.keys())
+            )
+        frame["published"] = pd.to_datetime(frame["published"], utc=True)
+        return frame
+
+    # --- predictions ---------------------------------------------------------------------
+
+    def papers_to_predict(
+        self, model_name: str, model_version: str, *, after_id: int = 0, limit: int = 5000
+    ) -> pd.DataFrame:
+        """Papers with no prediction from this model version for their current content.
+
+        Keyset-paged by paper id: pass the last id seen as `after_id` for the next page.
+        """
+        current = and_(
+            predictions.c.paper_id == papers.c.id, predictions.c.model_name == model_name
+        )
+        query = (
+            select(papers.c.id, papers.c.title, papers.c.abstract, papers.c.content_hash)
+            .outerjoin(predictions, current)
+            .where(
+                papers.c.id > after_id,
+                or_(
+                    predictions.c.paper_id.is_(None),
+                    predictions.c.model_version != model_version,
+                    predictions.c.content_hash != papers.c.content_hash,
+                ),
+            )
+            .order_by(papers.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return pd.DataFrame(
+                conn.execute(query).all(), columns=list(query.selected_columns.keys())
+            )
+
+    def save_predictions(self, model_name: str, model_version: str, frame: pd.DataFrame) -> int:
+        """Upsert predictions; `frame` has `id`, `content_hash` and `PREDICTION_COLUMNS`."""
+        if frame.empty:
+            return 0
+        now = datetime.now(UTC)
+        columns = ("paper_id", "model_name", "model_version", "content_hash", *PREDICTION_COLUMNS)
+        rows = [
+            (int(row[0]), model_name, model_version, row[1], *row[2:], now)
+            for row in frame[["id", "content_hash", *PREDICTION_COLUMNS]].itertuples(
+                index=False, name=None
+            )
+        ]
+        with self.engine.begin() as conn:
+            self._bulk_insert(
+                conn,
+                predictions,
+                (*columns, "predicted_at"),
+                rows,
+                conflict=("paper_id", "model_name"),
+                update=(*columns[2:], "predicted_at"),
+            )
+        return len(rows)

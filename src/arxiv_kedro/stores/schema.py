@@ -147,3 +147,21 @@ watermarks = Table(
     Column("through", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The classifier's answer for each paper, one row per (paper, registered model name): a new
+# champion version or a changed paper (content_hash) makes the row pending again.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("paper_id", Integer, primary_key=True, autoincrement=False),
+    Column("model_name", String(128), primary_key=True),
+    Column("model_version", String(32), nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Column("label", String(64), nullable=False, index=True),
+    Column("probability", Float, nullable=False),
+    Column("label_2", String(64), nullable=False),
+    Column("probability_2", Float, nullable=False),
+    Column("label_3", String(64), nullable=False),
+    Column("probability_3", Float, nullable=False),
+    Column("predicted_at", UTCDateTime, nullable=False),
+)

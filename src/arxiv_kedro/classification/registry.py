@@ -1,0 +1,90 @@
+"""The model registry side: the champion, and a fast entry point to predict with it.
+
+    from arxiv_kedro.classification.registry import load
+    classifier = load()                      # models:/arxiv-classifier@champion, loaded once
+    classifier.predict(frame)                # DataFrame[title, abstract] -> OUTPUT_COLUMNS
+
+`MLFLOW_TRACKING_URI` chooses the tracking server (default: `sqlite:///mlflow.db`, beside the
+project), as it does for the pipelines.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from arxiv_kedro.classification.model import TextClassifier, check_input
+
+MODEL_NAME = "arxiv-classifier"
+CHAMPION = "champion"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def client() -> MlflowClient:
+    # Inside `kedro run`, kedro-mlflow has already set the URI from conf/*/mlflow.yml.
+    uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION) -> ModelVersion | None:
+    """The registered version holding `alias`, or None when there is none (yet)."""
+    registry = client()
+    database = registry.tracking_uri.removeprefix("sqlite:///")
+    if database != registry.tracking_uri and not Path(database).exists():
+        return None  # no local registry yet: don't create one just to find it empty
+    try:
+        return registry.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A registered model version, loaded once, predicting batches in-process."""
+
+    name: str
+    version: str
+    model: TextClassifier
+    run_id: str | None = None
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`OUTPUT_COLUMNS` for each row of a DataFrame with `title` and `abstract`."""
+        return self.model.predict_top3(check_input(frame))
+
+
+def load(
+    name: str = MODEL_NAME, *, alias: str = CHAMPION, version: str | None = None
+) -> Classifier:
+    """Load `models:/<name>@<alias>` (or a given version); raises LookupError if absent."""
+    registry = client()
+    try:
+        found = (
+            registry.get_model_version(name, version)
+            if version is not None
+            else registry.get_model_version_by_alias(name, alias)
+        )
+    except MlflowException as exc:
+        wanted = f"version {version}" if version is not None else f"alias @{alias}"
+        raise LookupError(
+            f"no model {name!r} {wanted} in the registry at {registry.tracking_uri}: "
+            "train one with `kedro run --pipeline training`"
+        ) from exc
+    mlflow.set_registry_uri(registry._registry_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}", model_config=None)
+    # The pyfunc model runs a Kedro pipeline per call; the entry point calls the model itself.
+    pipeline_model = pyfunc.unwrap_python_model()
+    model = pipeline_model.loaded_catalog.load("classifier")
+    return Classifier(name=name, version=str(found.version), model=model, run_id=found.run_id)

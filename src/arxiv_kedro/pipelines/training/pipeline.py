@@ -1,0 +1,103 @@
+"""The training pipeline, wrapped by kedro-mlflow so that the model carries its inference step."""
+
+from importlib.metadata import version
+
+from kedro.pipeline import Node, Pipeline
+from kedro_mlflow.pipeline import pipeline_ml_factory
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from arxiv_kedro.classification.model import INPUT_COLUMNS, OUTPUT_COLUMNS
+from arxiv_kedro.classification.registry import MODEL_NAME
+from arxiv_kedro.pipelines.training.nodes import (
+    decide_promotion,
+    evaluate_classifier,
+    fit_classifier,
+    fit_final_classifier,
+    load_labeled_papers,
+    predict,
+    split_by_time,
+)
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", column) for column in INPUT_COLUMNS]),
+    outputs=Schema(
+        [ColSpec("string" if c.startswith("label") else "double", c) for c in OUTPUT_COLUMNS]
+    ),
+)
+INPUT_EXAMPLE = {
+    "title": ["Attention is all you need"],
+    "abstract": [
+        "The dominant sequence transduction models are based on complex recurrent or "
+        "convolutional neural networks. We propose a new simple network architecture, the "
+        "Transformer, based solely on attention mechanisms."
+    ],
+}
+# What the logged model needs besides this project's own package (installed with it).
+PIP_REQUIREMENTS = [
+    f"{name}=={version(name)}"
+    for name in ("kedro", "kedro-mlflow", "mlflow", "scikit-learn", "pandas", "numpy", "scipy")
+]
+
+
+def create_training_pipeline() -> Pipeline:
+    return Pipeline(
+        [
+            Node(load_labeled_papers, "paper_store", "labeled_papers", name="load_labeled_papers"),
+            Node(
+                split_by_time,
+                ["labeled_papers", "params:training"],
+                ["training_papers", "evaluation_papers", "training_split"],
+                name="split_by_time",
+            ),
+            Node(
+                fit_classifier,
+                ["training_papers", "params:training"],
+                "holdout_classifier",
+                name="fit_holdout_classifier",
+            ),
+            Node(
+                evaluate_classifier,
+                ["holdout_classifier", "evaluation_papers", "params:training"],
+                ["evaluation_metrics", "evaluation_report", "confusion_matrix"],
+                name="evaluate_classifier",
+            ),
+            Node(
+                fit_final_classifier,
+                ["labeled_papers", "params:training"],
+                "classifier",
+                name="fit_final_classifier",
+            ),
+            Node(
+                decide_promotion,
+                [
+                    "holdout_classifier",
+                    "evaluation_papers",
+                    "evaluation_report",
+                    "labeled_papers",
+                    "params:training",
+                ],
+                "champion_decision",
+                name="decide_promotion",
+            ),
+        ],
+        tags=["training"],
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    inference = Pipeline(
+        [Node(predict, ["classifier", "instances"], "predictions", name="predict")]
+    )
+    return pipeline_ml_factory(
+        training=create_training_pipeline(),
+        inference=inference,
+        input_name="instances",
+        log_model_kwargs={
+            "name": "model",
+            "registered_model_name": MODEL_NAME,
+            "signature": SIGNATURE,
+            "input_example": INPUT_EXAMPLE,
+            "pip_requirements": PIP_REQUIREMENTS,
+        },
+    )
