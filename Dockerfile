@@ -14,7 +14,8 @@ RUN pip install -c requirements.lock . \
     && useradd --create-home --uid 1000 arxiv
 COPY conf ./conf
 COPY alembic.ini ./
-RUN mkdir -p data/01_raw data/03_primary data/08_reporting && chown -R arxiv:arxiv data
+RUN mkdir -p data/01_raw data/03_primary data/06_models data/08_reporting mlartifacts \
+    && chown -R arxiv:arxiv data mlartifacts
 
 USER arxiv
 CMD ["kedro", "run", "--env", "prod"]

@@ -43,9 +43,11 @@ lock: $(STAMP)
 	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -vE '^(arxiv_kedro|pip|setuptools|wheel)=='; \
 	} > requirements.lock
 
-## make bench — ingestion benchmarks; results go to docs/benchmarks.md.
+## make bench — every benchmark under bench/ (or one: make bench BENCH=classifier); results go to
+## docs/benchmarks.md, one section per script.
+BENCH ?= ingestion classifier
 bench: $(STAMP)
-	$(BIN)/python bench/ingestion.py
+	for b in $(BENCH); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,7 +12,6 @@ import contextlib
 import gzip
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -31,6 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import machine, write_section  # noqa: E402
 from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir  # noqa: E402
 
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -244,13 +243,9 @@ def main() -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     rss_svg(series, docs / "benchmarks-backfill-rss.svg")
-    cpu = platform.processor() or platform.machine()
     lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (bench/ingestion.py) on "
-        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, PostgreSQL {postgres_version()} on the same machine.",
+        f"Ingestion measured {machine()} by bench/ingestion.py, "
+        f"PostgreSQL {postgres_version()} on the same machine.",
         "",
         "## Snapshot backfill (`arxiv-daily-2025-03_2026-04.jsonl.gz`, 72,000 papers)",
         "",
@@ -294,8 +289,7 @@ def main() -> None:
         f"{parsing['per_second'] / API_CEILING:.1f} |",
         "",
     ]
-    (docs / "benchmarks.md").write_text("\n".join(lines))
-    print(f"wrote {docs / 'benchmarks.md'}")
+    print(f"wrote {write_section('ingestion', lines)}")
 
 
 if __name__ == "__main__":

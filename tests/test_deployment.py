@@ -96,3 +96,17 @@ def test_secrets_files_are_git_ignored(ignored: str):
     patterns = (PROJECT_ROOT / ".gitignore").read_text().splitlines()
     name = Path(ignored).name
     assert any(p.strip() in (name, ignored, "conf/**/*credentials*") for p in patterns)
+
+
+def test_mlflow_server_has_its_own_database_and_every_job_tracks_to_it():
+    command = SERVICES["mlflow"]["command"]
+    backend = command[command.index("--backend-store-uri") + 1]
+    assert backend.startswith("postgresql+psycopg://") and backend.endswith("@postgres:5432/mlflow")
+    init = [v for v in SERVICES["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    script = PROJECT_ROOT / init[0].split(":", 1)[0]
+    assert "CREATE DATABASE mlflow" in script.read_text()
+    for job in ("ingestion", "training", "inference"):
+        assert SERVICES[job]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    for job in ("training", "inference"):
+        assert "mlflow" in SERVICES[job]["depends_on"]
+    assert all(p.startswith("127.0.0.1:") for p in SERVICES["mlflow"]["ports"])

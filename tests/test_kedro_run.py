@@ -70,6 +70,7 @@ def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> 
 STORE_SETTINGS = (
     *("DATABASE_URL", "ARXIV_SNAPSHOT", "ARXIV_API_URL"),
     *("MONGO_URI", "MONGO_DB", "REDIS_URL", "MLFLOW_TRACKING_URI"),
+    *("MISTRAL_API_KEY", "MISTRAL_SERVER_URL", "MISTRAL_MODEL"),
 )
 
 

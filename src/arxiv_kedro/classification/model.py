@@ -62,6 +62,7 @@ class TextClassifier:
 
     estimator: str = "svc"
     C: float = 0.1
+    tol: float = 1e-4
     class_weight: str | None = "balanced"
     title_weight: float = 1.0
     n_features: int = 2**20
@@ -128,9 +129,11 @@ class TextClassifier:
 
     def _binary_model(self, class_weight: dict[int, float]) -> LinearSVC | LogisticRegression:
         if self.estimator == "svc":
-            return LinearSVC(C=self.C, class_weight=class_weight)
+            return LinearSVC(C=self.C, class_weight=class_weight, tol=self.tol)
         if self.estimator == "logreg":
-            return LogisticRegression(C=self.C, class_weight=class_weight, solver="liblinear")
+            return LogisticRegression(
+                C=self.C, class_weight=class_weight, solver="liblinear", tol=self.tol
+            )
         raise ValueError(f"unknown estimator {self.estimator!r}: use 'svc' or 'logreg'")
 
     def fit(self, frame: pd.DataFrame, labels: Sequence[str]) -> TextClassifier:
@@ -161,18 +164,24 @@ class TextClassifier:
         return np.asarray(features @ self.coef_) + self.intercept_
 
     def _calibrate(self, scores: np.ndarray, truth: np.ndarray) -> None:
-        """Temperature by likelihood, then per-class biases (coordinate ascent on macro-F1)."""
+        """Temperature by likelihood, per-class biases by coordinate ascent on macro-F1, then
+        one common rescaling so that the biased probabilities stay calibrated."""
         index = {label: i for i, label in enumerate(self.classes_)}
         known = np.array([label in index for label in truth])
         scores, truth = scores[known], truth[known]
         target = np.array([index[label] for label in truth])
 
-        def neg_log_likelihood(log_t: float) -> float:
-            probabilities = _softmax(scores / np.exp(log_t))
-            return -np.log(probabilities[np.arange(len(target)), target] + 1e-12).mean()
+        def sharpening(logits: np.ndarray) -> float:
+            """The factor on `logits` that maximises the likelihood of the true labels."""
 
-        self.temperature_ = float(np.exp(minimize_scalar(neg_log_likelihood, (-5, 2)).x))
-        logits = scores / self.temperature_
+            def neg_log_likelihood(log_k: float) -> float:
+                probabilities = _softmax(logits * np.exp(log_k))
+                return -np.log(probabilities[np.arange(len(target)), target] + 1e-12).mean()
+
+            return float(np.exp(minimize_scalar(neg_log_likelihood, (-2, 5)).x))
+
+        temperature = 1 / sharpening(scores)
+        logits = scores / temperature
         present = np.unique(target)
 
         def macro_f1(bias: np.ndarray) -> float:
@@ -190,7 +199,10 @@ class TextClassifier:
                     score = macro_f1(trial)
                     if score > best + 1e-6:
                         best, bias = score, trial
-        self.bias_ = bias.astype(np.float32)
+        # The biases shift probability mass: rescale logits and biases together (same ranking).
+        k = sharpening(logits + bias) if bias.any() else 1.0
+        self.temperature_ = temperature / k
+        self.bias_ = (bias * k).astype(np.float32)
 
     # --- predict -------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ project), as it does for the pipelines.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -31,20 +31,24 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def client() -> MlflowClient:
+def _uri() -> str:
     # Inside `kedro run`, kedro-mlflow has already set the URI from conf/*/mlflow.yml.
-    uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else tracking_uri()
+    return mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else tracking_uri()
+
+
+def client() -> MlflowClient:
+    uri = _uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION) -> ModelVersion | None:
     """The registered version holding `alias`, or None when there is none (yet)."""
-    registry = client()
-    database = registry.tracking_uri.removeprefix("sqlite:///")
-    if database != registry.tracking_uri and not Path(database).exists():
+    uri = _uri()
+    database = uri.removeprefix("sqlite:///")
+    if database != uri and not Path(database).exists():
         return None  # no local registry yet: don't create one just to find it empty
     try:
-        return registry.get_model_version_by_alias(name, alias)
+        return client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None

@@ -1,6 +1,7 @@
 """Custom Kedro datasets: thin adapters from the catalog to the sources and stores."""
 
 from arxiv_kedro.datasets.document_store import DocumentStoreDataset
+from arxiv_kedro.datasets.llm_client import LlmClientDataset
 from arxiv_kedro.datasets.paper_source import PaperSourceDataset
 from arxiv_kedro.datasets.paper_store import PaperStoreDataset
 from arxiv_kedro.datasets.redis_staging import RedisStagingDataset
@@ -8,6 +9,7 @@ from arxiv_kedro.datasets.run_lock import RunLockDataset
 
 __all__ = [
     "DocumentStoreDataset",
+    "LlmClientDataset",
     "PaperSourceDataset",
     "PaperStoreDataset",
     "RedisStagingDataset",

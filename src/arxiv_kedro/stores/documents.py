@@ -42,6 +42,7 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "articles": ("arxiv_id", "version"),
     "summaries": ("arxiv_id", "version"),
     "reports": ("report_id",),
+    "llm_cache": ("key",),  # paid LLM answers, keyed by what produced them (llm.cache_key)
 }
 _DUPLICATE_KEY = 11000  # MongoDB's error code
 
@@ -109,6 +110,10 @@ class DocumentStore(ABC):
     @abstractmethod
     def get(self, collection: str, **key: Any) -> dict[str, Any] | None:
         """The document with this key, or None."""
+
+    @abstractmethod
+    def get_many(self, collection: str, keys: Sequence[tuple]) -> dict[tuple, dict[str, Any]]:
+        """The documents with these keys (tuples of the key fields), by key; absent: left out."""
 
     @abstractmethod
     def find(self, collection: str, limit: int | None = None, **equal: Any) -> list[dict[str, Any]]:
@@ -243,6 +248,16 @@ class SqlDocumentStore(DocumentStore):
         rows = self._rows(collection, _documents.c.doc_key == encoded, 1)
         return rows[0] if rows else None
 
+    def get_many(self, collection: str, keys: Sequence[tuple]) -> dict[tuple, dict[str, Any]]:
+        fields = _check_collection(collection)
+        names = sorted({_encode_key(tuple(k)) for k in keys})
+        found: dict[tuple, dict[str, Any]] = {}
+        for start in range(0, len(names), 5000):
+            where = _documents.c.doc_key.in_(names[start : start + 5000])
+            for document in self._rows(collection, where, None):
+                found[tuple(document[f] for f in fields)] = document
+        return found
+
     def find(self, collection: str, limit: int | None = None, **equal: Any) -> list[dict[str, Any]]:
         _check_collection(collection)
         return self._rows(collection, and_(True, *map(_json_equals, equal.items())), limit)
@@ -351,6 +366,15 @@ class MongoDocumentStore(DocumentStore):
         with self._guard("read"):
             document = self.db[collection].find_one({f: key[f] for f in fields}, {"_id": 0})
         return None if document is None else _utc_timestamps(document)
+
+    def get_many(self, collection: str, keys: Sequence[tuple]) -> dict[tuple, dict[str, Any]]:
+        fields = _check_collection(collection)
+        wanted = {tuple(k) for k in keys}
+        query = {fields[0]: {"$in": sorted({key[0] for key in wanted})}}
+        with self._guard("read"):
+            found = list(self.db[collection].find(query, {"_id": 0}))
+        documents = {tuple(doc[f] for f in fields): doc for doc in found}
+        return {key: _utc_timestamps(doc) for key, doc in documents.items() if key in wanted}
 
     def find(self, collection: str, limit: int | None = None, **equal: Any) -> list[dict[str, Any]]:
         fields = _check_collection(collection)

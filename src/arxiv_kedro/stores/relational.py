@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -547,3 +547,17 @@ class PaperStore:
                 update=(*columns[2:], "predicted_at"),
             )
         return len(rows)
+
+    def iter_papers(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every paper's id, version and text, most recently stored first, in batches."""
+        columns = (papers.c.id, papers.c.arxiv_id, papers.c.version, papers.c.title)
+        query = select(*columns, papers.c.abstract).order_by(papers.c.id.desc()).limit(batch_size)
+        before = None
+        while True:
+            page = query if before is None else query.where(papers.c.id < before)
+            with self.engine.connect() as conn:
+                rows = [dict(row._mapping) for row in conn.execute(page)]
+            if not rows:
+                return
+            yield rows
+            before = rows[-1]["id"]

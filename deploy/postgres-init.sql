@@ -1,0 +1,3 @@
+-- Runs once, when the postgres volume is created: MLflow keeps its tracking and registry
+-- tables (and its own alembic_version) in a database of their own.
+CREATE DATABASE mlflow OWNER arxiv;

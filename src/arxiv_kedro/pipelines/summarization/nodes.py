@@ -1,0 +1,309 @@
+"""Summaries and translations for every stored paper version that lacks a current one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from arxiv_kedro.llm import summaries as s
+from arxiv_kedro.llm.checks import problems
+from arxiv_kedro.llm.client import (
+    LlmAuthError,
+    LlmClient,
+    LlmInvalidOutput,
+    LlmRequestError,
+    LlmUnavailable,
+    Usage,
+)
+from arxiv_kedro.llm.extractive import textrank
+from arxiv_kedro.stores.documents import DocumentStore
+from arxiv_kedro.stores.relational import PaperStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    papers: int = 0  # paper versions worked on
+    llm_summaries: int = 0
+    extractive_summaries: int = 0
+    translations: int = 0
+    pending: int = 0  # entries left for a later run (offline, or the endpoint unavailable)
+    failed: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+    def report(self, prices: dict[str, float], seconds: float) -> dict[str, Any]:
+        looked_up = self.cache_hits + self.cache_misses
+        return {
+            "papers": self.papers,
+            "llm_summaries": self.llm_summaries,
+            "extractive_summaries": self.extractive_summaries,
+            "translations": self.translations,
+            "pending": self.pending,
+            "failed": self.failed,
+            "llm_calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": round(self.cache_hits / looked_up, 4) if looked_up else None,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cost": round(self.usage.cost(prices), 6),
+            "seconds": round(seconds, 3),
+        }
+
+
+def summarize_papers(
+    store: PaperStore,
+    documents: DocumentStore,
+    llm: LlmClient | None,
+    params: dict[str, Any],
+    *_upstream: Any,
+) -> dict[str, Any]:
+    """Newest papers first. Offline (no key): extractive summaries, translations pending.
+    Online: LLM summaries (upgrading extractive ones) and the missing translations, at most
+    `max_papers` paper versions per run. `_upstream`: outputs this run waits for."""
+    settings = s.Settings(
+        languages=tuple(params["languages"]),
+        prompt_version=str(params["prompt_version"]),
+        model=llm.model if llm is not None else None,
+        min_chars=params["summary_chars"]["min"],
+        max_chars=params["summary_chars"]["max"],
+    )
+    prices = params["prices"].get(settings.model, {}) if settings.online else {}
+    if settings.online and not prices:
+        logger.warning("No price for model %s in summarization.prices: cost shows 0", llm.model)
+    budget = params["max_papers"] if settings.online else None
+    tally, started = Tally(), time.perf_counter()
+    producer = _Producer(llm, documents, settings, params, prices) if llm else None
+    for batch in store.iter_papers(batch_size=params["batch_size"]):
+        stored = documents.get_many("summaries", [(p["arxiv_id"], p["version"]) for p in batch])
+        works = [
+            w
+            for p in batch
+            if (w := s.plan(p, stored.get((p["arxiv_id"], p["version"])), settings))
+        ]
+        if budget is not None:
+            works = works[: max(0, budget - tally.papers)]
+        if not works:
+            if budget is not None and tally.papers >= budget:
+                break
+            continue
+        if producer is None:
+            written = [_offline(work, settings, tally) for work in works]
+        else:
+            written = producer.run(works, tally)
+        documents.upsert_many("summaries", written)
+        tally.papers += len(works)
+        logger.info(
+            "Summaries: %s paper versions done (%d LLM calls, cache hit rate %s, $%.4f)",
+            f"{tally.papers:,}",
+            tally.calls,
+            _rate(tally),
+            tally.usage.cost(prices),
+        )
+    report = tally.report(prices, time.perf_counter() - started)
+    report |= {"mode": "llm" if settings.online else "offline", "model": settings.model}
+    logger.info(
+        "Summarization done (%s): %s paper versions, %s LLM and %s extractive summaries, "
+        "%s translations, %s pending, %s failed; cache hit rate %s; run cost $%.4f",
+        report["mode"],
+        f"{tally.papers:,}",
+        f"{tally.llm_summaries:,}",
+        f"{tally.extractive_summaries:,}",
+        f"{tally.translations:,}",
+        f"{tally.pending:,}",
+        f"{tally.failed:,}",
+        _rate(tally),
+        report["cost"],
+    )
+    return report
+
+
+def _rate(tally: Tally) -> str:
+    looked_up = tally.cache_hits + tally.cache_misses
+    return f"{tally.cache_hits / looked_up:.0%}" if looked_up else "n/a"
+
+
+def _offline(work: s.Work, settings: s.Settings, tally: Tally) -> dict[str, Any]:
+    summary = None
+    if work.summary:
+        text = textrank(work.paper["abstract"], max_chars=settings.max_chars)
+        summary = s.entry(text, status="done", method="extractive", settings=settings)
+        tally.extractive_summaries += 1
+    pending = {
+        lang: s.entry(None, status="pending", method="llm", settings=settings)
+        for lang in work.languages
+    }
+    tally.pending += len(pending)
+    return s.document(work, summary, pending, Usage(), {})
+
+
+class _Producer:
+    """The online path: cache first, then the LLM, `concurrency` papers at a time."""
+
+    def __init__(self, llm, documents, settings, params, prices):
+        self.llm, self.documents, self.settings = llm, documents, settings
+        self.prompts, self.prices = params["prompts"], prices
+        self.concurrency = params["concurrency"]
+        self.max_tokens = params["max_tokens"]
+
+    def run(self, works: list[s.Work], tally: Tally) -> list[dict[str, Any]]:
+        written = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
+            futures = [pool.submit(self.produce, work) for work in works]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and future.exception() is None:
+                    document, counts = future.result()
+                    written.append(document)
+                    for name, value in counts.items():
+                        setattr(tally, name, getattr(tally, name) + value)
+            auth = [f.exception() for f in done if isinstance(f.exception(), LlmAuthError)]
+            if auth:
+                for future in futures:
+                    future.cancel()
+                self.documents.upsert_many("summaries", written)  # keep what was paid for
+                raise auth[0]
+            for future in futures:
+                if future.exception() is not None:
+                    raise future.exception()
+        return written
+
+    def produce(self, work: s.Work) -> tuple[dict[str, Any], dict[str, Any]]:
+        settings, paper = self.settings, work.paper
+        wanted = ([s.SOURCE_LANGUAGE] if work.summary else []) + work.languages
+        keys = {lang: s.cache_key(paper, settings, lang) for lang in wanted}
+        cached = self.documents.get_many("llm_cache", [(k,) for k in keys.values()])
+        texts = {lang: cached[(key,)]["text"] for lang, key in keys.items() if (key,) in cached}
+        counts: dict[str, Any] = {
+            "cache_hits": len(texts),
+            "cache_misses": len(wanted) - len(texts),
+        }
+        entries: dict[str, dict[str, Any]] = {
+            lang: s.entry(text, status="done", method="llm", settings=settings)
+            for lang, text in texts.items()
+        }
+        missing = [lang for lang in work.languages if lang not in texts]
+        paid, calls = Usage(), 0
+        try:
+            if work.summary and s.SOURCE_LANGUAGE not in texts:
+                answer, usage, calls = self._ask_summary(paper, missing)
+                paid += usage
+                entries |= answer
+            elif missing:
+                summary = entries.get(s.SOURCE_LANGUAGE) or (work.document or {}).get("summary")
+                answer, usage, calls = self._ask_translations(paper, summary["text"], missing)
+                paid += usage
+                entries |= answer
+        except LlmUnavailable as exc:
+            logger.warning("%s v%s stays pending: %s", paper["arxiv_id"], paper["version"], exc)
+            counts["pending"] = len(wanted) - len(entries)
+        except (LlmRequestError, LlmInvalidOutput) as exc:
+            for lang in wanted:
+                entries.setdefault(
+                    lang,
+                    s.entry(
+                        None, status="failed", method="llm", settings=settings, error=exc.reason
+                    ),
+                )
+        fresh = {lang: e for lang, e in entries.items() if lang not in texts}
+        done = {lang: e for lang, e in fresh.items() if e["status"] == "done"}
+        share = _split(paid, len(done))
+        for e in done.values():
+            e["usage"] = s.usage_dict(share, self.prices)
+        # Paid for: cached at once, so a crash before the documents are written loses nothing.
+        if done:
+            self.documents.upsert_many(
+                "llm_cache",
+                [
+                    {"key": keys[lang], "text": e["text"], "usage": e["usage"]}
+                    for lang, e in done.items()
+                ],
+            )
+        summary_entry = entries.pop(s.SOURCE_LANGUAGE, None)
+        counts |= {
+            "calls": calls,
+            "usage": paid,
+            "llm_summaries": int(summary_entry is not None and summary_entry["status"] == "done"),
+            "translations": sum(e["status"] == "done" for e in entries.values()),
+            "failed": sum(e["status"] == "failed" for e in fresh.values()),
+        }
+        return s.document(work, summary_entry, entries, paid, self.prices), counts
+
+    def _ask_summary(self, paper, languages):
+        prompt = self.prompts["summarize"]
+        values = {
+            "title": paper["title"],
+            "abstract": paper["abstract"],
+            "min_chars": self.settings.min_chars,
+            "max_chars": self.settings.max_chars,
+            "languages": ", ".join(f"{code} ({s.language_name(code)})" for code in languages),
+        }
+        return self._ask(prompt, values, s.SummaryAnswer, languages, paper, summary=True)
+
+    def _ask_translations(self, paper, text, languages):
+        prompt = self.prompts["translate"]
+        values = {
+            "summary": text,
+            "languages": ", ".join(f"{code} ({s.language_name(code)})" for code in languages),
+        }
+        return self._ask(prompt, values, s.TranslationAnswer, languages, paper, summary=False)
+
+    def _ask(self, prompt, values, schema, languages, paper, *, summary):
+        """Ask; check every text; one more try if any check fails, then record failures."""
+        messages = [
+            {"role": "system", "content": s.render(prompt["system"], **values)},
+            {"role": "user", "content": s.render(prompt["user"], **values)},
+        ]
+        paid, calls, entries = Usage(), 0, {}
+        wanted = ([s.SOURCE_LANGUAGE] if summary else []) + list(languages)
+        for attempt in (1, 2):
+            completion = self.llm.complete(messages, schema, max_tokens=self.max_tokens)
+            paid, calls = paid + completion.usage, calls + completion.attempts
+            answer = completion.value
+            texts = dict(answer.translations)
+            if summary:
+                texts[s.SOURCE_LANGUAGE] = answer.summary
+            issues = {}
+            for lang in wanted:
+                text = texts.get(lang)
+                found = (
+                    ["missing"]
+                    if text is None
+                    else problems(
+                        text,
+                        language=lang,
+                        source=paper["abstract"],
+                        min_chars=self.settings.min_chars,
+                        max_chars=self.settings.max_chars,
+                        candidates=(s.SOURCE_LANGUAGE, *self.settings.languages),
+                    )
+                )
+                if found:
+                    issues[lang] = "; ".join(found)
+                else:
+                    entries[lang] = s.entry(
+                        text, status="done", method="llm", settings=self.settings
+                    )
+            if not issues:
+                break
+            if attempt == 2:
+                for lang, reason in issues.items():
+                    entries[lang] = s.entry(
+                        None, status="failed", method="llm", settings=self.settings, error=reason
+                    )
+                break
+            logger.info("%s: checks failed (%s); asking once more", paper["arxiv_id"], issues)
+            wanted = list(issues)
+        return entries, paid, calls
+
+
+def _split(usage: Usage, parts: int) -> Usage:
+    if parts <= 1:
+        return usage
+    return Usage(usage.prompt_tokens // parts, usage.completion_tokens // parts)

@@ -1,0 +1,295 @@
+"""The classifier and its evaluation on real arXiv papers: fit, probabilities, calibration."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import itertools
+import json
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from arxiv_kedro.classification.evaluation import evaluate, expected_calibration_error
+from arxiv_kedro.classification.model import (
+    OUTPUT_COLUMNS,
+    TextClassifier,
+    check_input,
+    top3_frame,
+)
+
+CATEGORIES = ("astro-ph.GA", "cs.CL", "cs.CV", "cs.RO")
+SMALL = {"n_features": 2**16, "n_jobs": 1}
+
+
+def snapshot_papers(
+    snapshot: Path, categories: Sequence[str], *, lines: int = 20_000, per_category: int = 400
+) -> pd.DataFrame:
+    """Real papers of the first `lines` records of a Kaggle-format snapshot whose primary
+    category (the first of `categories`) is one of `categories`: about `per_category` of each,
+    every n-th so that they span the whole period, oldest first. Columns: arxiv_id, title,
+    abstract, label, published (00:00 UTC of the listing day, as the ingestion stores it)."""
+    rows = []
+    with gzip.open(snapshot, "rt", encoding="utf-8") as lines_of:
+        for line in itertools.islice(lines_of, lines):
+            record = json.loads(line)
+            label = record["categories"].split()[0]
+            if label in categories:
+                text = record["title"], record["abstract"]
+                rows.append((record["id"], *text, label, record["update_date"]))
+    frame = pd.DataFrame(rows, columns=["arxiv_id", "title", "abstract", "label", "published"])
+    frame["published"] = pd.to_datetime(frame["published"], utc=True)
+    every = (frame.label.map(frame.label.value_counts()) // per_category).clip(lower=1)
+    frame = frame[frame.groupby("label").cumcount() % every == 0]
+    return frame.sort_values(["published", "arxiv_id"], kind="stable").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def papers(daily_snapshot: Path) -> pd.DataFrame:
+    return snapshot_papers(daily_snapshot, CATEGORIES)
+
+
+@pytest.fixture(scope="module")
+def train(papers: pd.DataFrame) -> pd.DataFrame:
+    """The older 80 %."""
+    return papers.iloc[: int(len(papers) * 0.8)]
+
+
+@pytest.fixture(scope="module")
+def held_out(papers: pd.DataFrame) -> pd.DataFrame:
+    """The newest 20 %, with an index of its own (not 0..n-1)."""
+    return papers.iloc[int(len(papers) * 0.8) :]
+
+
+@pytest.fixture(scope="module")
+def model(train: pd.DataFrame) -> TextClassifier:
+    return TextClassifier(**SMALL).fit(train, train.label.tolist())
+
+
+def accuracy(model: TextClassifier, papers: pd.DataFrame) -> float:
+    return float((model.predict_top3(papers).label == papers.label).mean())
+
+
+def test_the_sample_is_real_and_time_ordered(papers: pd.DataFrame) -> None:
+    counts = papers.label.value_counts()
+    assert set(counts.index) == set(CATEGORIES)
+    assert (counts >= 150).all(), counts
+    assert papers.published.is_monotonic_increasing
+    assert papers.published.iloc[-1] - papers.published.iloc[0] > pd.Timedelta(days=90)
+
+
+def test_fit_learns_every_category(model: TextClassifier, train: pd.DataFrame) -> None:
+    assert list(model.classes_) == sorted(CATEGORIES)
+    assert model.coef_.shape == (2 * SMALL["n_features"], len(CATEGORIES))  # title + abstract
+    assert model.intercept_.shape == (len(CATEGORIES),)
+
+
+def test_probabilities_are_distributions_over_the_classes(
+    model: TextClassifier, held_out: pd.DataFrame
+) -> None:
+    probabilities = model.predict_proba(held_out)
+
+    assert probabilities.shape == (len(held_out), len(CATEGORIES))
+    assert np.isfinite(probabilities).all()
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-5)
+
+
+def test_top3_is_ranked_and_matches_the_probabilities(
+    model: TextClassifier, held_out: pd.DataFrame
+) -> None:
+    top3 = model.predict_top3(held_out)
+    probabilities = model.predict_proba(held_out)
+
+    assert list(top3.columns) == list(OUTPUT_COLUMNS)
+    assert top3.index.equals(held_out.index)
+    assert (top3.probability >= top3.probability_2).all()
+    assert (top3.probability_2 >= top3.probability_3).all()
+    assert (top3.label != top3.label_2).all()
+    assert (top3.label_2 != top3.label_3).all()
+    assert (top3.label != top3.label_3).all()
+    assert set(top3[["label", "label_2", "label_3"]].stack()) <= set(CATEGORIES)
+    np.testing.assert_allclose(top3.probability, probabilities.max(axis=1), rtol=1e-6)
+    assert (top3.label.to_numpy() == model.classes_[probabilities.argmax(axis=1)]).all()
+
+
+def test_top3_frame_ranks_ties_by_class_order() -> None:
+    classes = np.array(["a", "b", "c", "d"], dtype=object)
+    probabilities = np.array([[0.1, 0.4, 0.1, 0.4], [0.7, 0.1, 0.1, 0.1]])
+
+    frame = top3_frame(probabilities, classes)
+
+    assert frame.to_dict("records") == [
+        {"label": "b", "probability": 0.4, "label_2": "d", "probability_2": 0.4}
+        | {"label_3": "a", "probability_3": 0.1},
+        {"label": "a", "probability": 0.7, "label_2": "b", "probability_2": 0.1}
+        | {"label_3": "c", "probability_3": 0.1},
+    ]
+
+
+def test_newer_papers_are_mostly_classified_right(
+    model: TextClassifier, held_out: pd.DataFrame
+) -> None:
+    majority = held_out.label.value_counts(normalize=True).max()
+
+    assert accuracy(model, held_out) > max(0.8, majority + 0.3)
+
+
+def test_calibration_fits_a_temperature_and_class_biases(
+    model: TextClassifier, train: pd.DataFrame, held_out: pd.DataFrame
+) -> None:
+    uncalibrated = TextClassifier(calibration_fraction=0, **SMALL).fit(train, train.label)
+
+    assert model.temperature_ != 1.0
+    assert model.temperature_ > 0
+    assert model.bias_.shape == (len(CATEGORIES),)
+    assert np.isfinite(model.bias_).all()
+    assert uncalibrated.temperature_ == 1.0
+    assert not uncalibrated.bias_.any()
+    # LinearSVC margins in a softmax at temperature 1 are far from probabilities: the fitted
+    # temperature must bring confidence much closer to accuracy on newer papers.
+    truth = held_out.label.to_numpy(dtype=object)
+    ece = {
+        name: evaluate(m.predict_proba(held_out), m.classes_, truth)["metrics"]["ece"]
+        for name, m in (("calibrated", model), ("uncalibrated", uncalibrated))
+    }
+    assert ece["calibrated"] < ece["uncalibrated"] / 2, ece
+
+
+def test_fewer_than_three_categories_cannot_be_ranked(train: pd.DataFrame) -> None:
+    two = train[train.label.isin(["cs.CL", "cs.CV"])]
+
+    with pytest.raises(ValueError, match="at least 3 categories"):
+        TextClassifier(**SMALL).fit(two, two.label)
+
+
+def test_unknown_estimator_and_class_weight_are_refused(train: pd.DataFrame) -> None:
+    sample = train.iloc[::10]
+
+    with pytest.raises(ValueError, match="unknown estimator 'forest'"):
+        TextClassifier(estimator="forest", **SMALL).fit(sample, sample.label)
+    with pytest.raises(ValueError, match="class_weight must be 'balanced' or null"):
+        TextClassifier(class_weight="inverse", **SMALL).fit(sample, sample.label)
+
+
+def test_an_unfitted_model_does_not_predict(held_out: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="not fitted"):
+        TextClassifier(**SMALL).predict_proba(held_out)
+
+
+def test_logistic_regression_works_too(train: pd.DataFrame, held_out: pd.DataFrame) -> None:
+    sample = train.iloc[::2]
+    majority = held_out.label.value_counts(normalize=True).max()
+
+    model = TextClassifier(estimator="logreg", C=10.0, bias_steps=1, **SMALL)
+    model.fit(sample, sample.label)
+
+    assert list(model.classes_) == sorted(CATEGORIES)
+    np.testing.assert_allclose(model.predict_proba(held_out).sum(axis=1), 1.0, atol=1e-5)
+    assert accuracy(model, held_out) > max(0.75, majority + 0.3)
+
+
+def test_deepcopy_shares_the_fitted_model(model: TextClassifier) -> None:
+    assert copy.deepcopy(model) is model
+    assert copy.deepcopy({"classifier": model})["classifier"] is model
+
+
+def test_pickle_round_trip_predicts_identically(
+    model: TextClassifier, held_out: pd.DataFrame
+) -> None:
+    restored = pickle.loads(pickle.dumps(model))
+
+    assert restored is not model
+    pd.testing.assert_frame_equal(restored.predict_top3(held_out), model.predict_top3(held_out))
+
+
+def test_check_input_names_what_is_wrong(held_out: pd.DataFrame) -> None:
+    frame = held_out[["title", "abstract"]]
+
+    assert check_input(frame) is frame
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        check_input(frame.to_dict("list"))
+    with pytest.raises(ValueError, match=r"missing input columns \['abstract'\]"):
+        check_input(frame[["title"]])
+    with pytest.raises(ValueError, match=r"missing input columns \['title', 'abstract'\]"):
+        check_input(held_out[["label"]])
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+CLASSES = np.array(["a", "b", "c", "d"], dtype=object)
+# predicted: a a b c a d; the true label is in the top 3 of every row but the fifth
+PROBABILITIES = np.array(
+    [
+        [0.70, 0.20, 0.06, 0.04],
+        [0.60, 0.30, 0.10, 0.00],
+        [0.10, 0.80, 0.10, 0.00],
+        [0.20, 0.30, 0.50, 0.00],
+        [0.50, 0.30, 0.20, 0.00],
+        [0.10, 0.20, 0.30, 0.40],
+    ]
+)
+TRUTH = np.array(["a", "b", "b", "c", "d", "d"], dtype=object)
+
+
+def test_evaluate_by_hand() -> None:
+    result = evaluate(PROBABILITIES, CLASSES, TRUTH, min_class_support=2)
+
+    metrics = result["metrics"]
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["top3_accuracy"] == pytest.approx(5 / 6)
+    # b and d have 2 papers each: F1 = 2 * 1 * 0.5 / 1.5 = 2/3 for both; a and c are left out
+    assert metrics["macro_f1"] == pytest.approx(2 / 3)
+    assert (metrics["papers"], metrics["macro_f1_classes"]) == (6, 2)
+    assert result["per_class"]["a"] == pytest.approx(
+        {"precision": 1 / 3, "recall": 1.0, "f1": 0.5, "support": 1}
+    )
+    assert result["per_class"]["c"] == pytest.approx(
+        {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    )
+    assert set(result["per_class"]) == set(CLASSES)
+
+
+def test_evaluate_macro_f1_over_every_class_with_support_one() -> None:
+    metrics = evaluate(PROBABILITIES, CLASSES, TRUTH, min_class_support=1)["metrics"]
+
+    assert metrics["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 1.0 + 2 / 3) / 4)
+    assert metrics["macro_f1_classes"] == 4
+
+
+def test_evaluate_reports_classes_only_seen_in_the_truth() -> None:
+    truth = np.array(["a", "b", "b", "c", "e", "d"], dtype=object)  # "e" is not a class
+
+    result = evaluate(PROBABILITIES, CLASSES, truth, min_class_support=1)
+
+    assert result["per_class"]["e"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_expected_calibration_error() -> None:
+    calibrated = np.array([[0.75, 0.25]] * 4)
+    overconfident = np.array([[0.99, 0.01]] * 4)
+    two_bins = np.array([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.3, 0.7]])
+
+    assert expected_calibration_error(calibrated, np.array([1, 1, 1, 0])) == pytest.approx(0)
+    assert expected_calibration_error(overconfident, np.array([1, 0, 1, 0])) == pytest.approx(0.49)
+    # confidences 0.9 (1 of 2 right: gap 0.4) and 0.7 (1 of 2 right: gap 0.2), half each
+    assert expected_calibration_error(two_bins, np.array([1, 0, 0, 1])) == pytest.approx(0.3)
+
+
+def test_evaluate_ece_is_zero_when_certain_and_right() -> None:
+    probabilities = np.eye(4)[[0, 1, 2, 3, 3]]
+    truth = CLASSES[[0, 1, 2, 3, 3]]
+
+    metrics = evaluate(probabilities, CLASSES, truth, min_class_support=1)["metrics"]
+
+    assert metrics["ece"] == 0
+    assert metrics["accuracy"] == metrics["macro_f1"] == metrics["top3_accuracy"] == 1
+
+
+def test_evaluate_refuses_an_empty_evaluation_set() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        evaluate(np.empty((0, 4)), CLASSES, np.array([], dtype=object))

@@ -1,0 +1,376 @@
+"""Training nodes: the time split, evaluation outputs, the evaluation fingerprint, and the
+champion gate against a real MLflow model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking._tracking_service import utils as tracking_utils
+
+from arxiv_kedro.classification import registry
+from arxiv_kedro.classification.model import TextClassifier
+from arxiv_kedro.pipelines.training.nodes import (
+    decide_promotion,
+    evaluate_classifier,
+    evaluation_fingerprint,
+    fit_final_classifier,
+    label_set,
+    load_labeled_papers,
+    predict,
+    split_by_time,
+)
+from arxiv_kedro.stores.relational import PaperStore
+from tests.classification.test_model import snapshot_papers
+
+# cs.HC (~190 papers in the sample) stays below MIN_EXAMPLES training papers: out of the labels.
+CATEGORIES = ("astro-ph.GA", "cs.CL", "cs.CV", "cs.RO", "cs.HC")
+LABELS = ["astro-ph.GA", "cs.CL", "cs.CV", "cs.RO"]
+MIN_EXAMPLES = 200
+PARAMS = {
+    "evaluation_fraction": 0.25,
+    "min_examples": MIN_EXAMPLES,
+    "min_class_support": 20,
+    "model": {"n_features": 2**16, "n_jobs": 1, "bias_steps": 1},
+    "gate": {"metric": "macro_f1", "min_improvement": 0.0, "min_papers": 50},
+}
+
+
+@pytest.fixture(scope="module")
+def papers(daily_snapshot: Path) -> pd.DataFrame:
+    return snapshot_papers(daily_snapshot, CATEGORIES)
+
+
+@pytest.fixture(scope="module")
+def split(papers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    return split_by_time(papers, PARAMS)
+
+
+@pytest.fixture(scope="module")
+def holdout_model(split) -> TextClassifier:
+    train, _, _ = split
+    return TextClassifier(**PARAMS["model"]).fit(train, train.label.tolist())
+
+
+@pytest.fixture(scope="module")
+def evaluated(holdout_model, split):
+    _, evaluation, _ = split
+    return evaluate_classifier(holdout_model, evaluation, PARAMS)
+
+
+# --- split --------------------------------------------------------------------------------
+
+
+def test_split_trains_on_older_days_than_it_evaluates(papers: pd.DataFrame, split) -> None:
+    train, evaluation, summary = split
+
+    last_training_day = train.published.dt.floor("D").max()
+    first_evaluation_day = evaluation.published.dt.floor("D").min()
+    assert last_training_day < first_evaluation_day
+    assert summary["evaluation_from"] == f"{first_evaluation_day:%Y-%m-%d}"
+    # no day is split: every paper of the first evaluation day is on the evaluation side
+    day = papers[papers.published.dt.floor("D") == first_evaluation_day]
+    assert set(day.arxiv_id[day.label.isin(LABELS)]) <= set(evaluation.arxiv_id)
+    # about the newest quarter is held out
+    assert 0.15 < len(evaluation) / (len(train) + len(evaluation)) < 0.35
+
+
+def test_split_labels_are_categories_with_enough_training_papers(papers, split) -> None:
+    train, evaluation, summary = split
+    older = papers[
+        papers.published.dt.floor("D") < pd.Timestamp(summary["evaluation_from"], tz="UTC")
+    ]
+    counts = older.label.value_counts()
+
+    assert summary["labels"] == sorted(counts[counts >= MIN_EXAMPLES].index) == LABELS
+    assert 0 < counts["cs.HC"] < MIN_EXAMPLES
+    assert set(train.label) == set(LABELS)
+    assert set(evaluation.label) <= set(LABELS)
+    assert summary["train_papers"] == len(train)
+    assert summary["evaluation_papers"] == len(evaluation)
+
+
+def test_split_counts_the_papers_outside_the_labels(papers: pd.DataFrame, split) -> None:
+    train, evaluation, summary = split
+    rare = papers[papers.label == "cs.HC"]
+    newer = rare.published.dt.floor("D") >= pd.Timestamp(summary["evaluation_from"], tz="UTC")
+
+    assert summary["train_outside_labels"] == (~newer).sum() > 0
+    assert summary["evaluation_outside_labels"] == newer.sum() > 0
+    assert len(train) + len(evaluation) + len(rare) == len(papers)
+    assert not set(rare.arxiv_id) & (set(train.arxiv_id) | set(evaluation.arxiv_id))
+
+
+def test_split_needs_papers_of_more_than_one_day(papers: pd.DataFrame) -> None:
+    one_day = papers[papers.published == papers.published.iloc[-1]]
+
+    with pytest.raises(ValueError, match=r"cannot split .* by time at .*ingest papers from more"):
+        split_by_time(one_day, PARAMS)
+
+
+def test_split_needs_three_categories_with_enough_papers(papers: pd.DataFrame, split) -> None:
+    train, _, _ = split
+    third = int(train.label.value_counts().iloc[2])  # the third largest category
+
+    with pytest.raises(ValueError, match=f"only 2 categories have ≥ {third + 1} training papers"):
+        split_by_time(papers, PARAMS | {"min_examples": third + 1})
+    assert len(split_by_time(papers, PARAMS | {"min_examples": third})[2]["labels"]) == 3
+    with pytest.raises(ValueError, match="only 0 categories"):
+        split_by_time(papers, PARAMS | {"min_examples": 10_000})
+
+
+def test_label_set() -> None:
+    labels = pd.Series(["b", "a", "b", "c", "a", "b"])
+
+    assert label_set(labels, 2) == ["a", "b"]
+    assert label_set(labels, 1) == ["a", "b", "c"]
+    assert label_set(labels, 4) == []
+
+
+def test_load_labeled_papers_refuses_an_empty_store(sqlite_url: str) -> None:
+    store = PaperStore.open(sqlite_url)
+    try:
+        with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
+            load_labeled_papers(store)
+    finally:
+        store.engine.dispose()
+
+
+def test_final_classifier_learns_the_labels_of_the_whole_store(papers: pd.DataFrame) -> None:
+    params = PARAMS | {"model": PARAMS["model"] | {"calibration_fraction": 0}}
+
+    model = fit_final_classifier(papers, params)
+
+    # cs.HC has < 200 papers in the whole sample too: not a label
+    assert list(model.classes_) == label_set(papers.label, MIN_EXAMPLES) == LABELS
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def test_evaluate_classifier_returns_mlflow_metrics_report_and_figure(split, evaluated) -> None:
+    _, evaluation, _ = split
+    metrics, report, figure = evaluated
+
+    names = {"accuracy", "macro_f1", "top3_accuracy", "ece", "papers", "macro_f1_classes"}
+    assert set(metrics) == names | {"predict_papers_per_second"}
+    for value in metrics.values():
+        assert set(value) == {"value", "step"}
+        assert isinstance(value["value"], float)
+        assert value["step"] == 0
+    assert {name: value["value"] for name, value in metrics.items()} == report["metrics"]
+    assert metrics["papers"]["value"] == len(evaluation)
+    assert metrics["macro_f1_classes"]["value"] == len(LABELS)
+    assert metrics["predict_papers_per_second"]["value"] > 0
+    assert 0.8 < metrics["accuracy"]["value"] <= metrics["top3_accuracy"]["value"] <= 1
+    assert 0 <= metrics["ece"]["value"] < 0.2
+    assert set(report["per_class"]) == set(LABELS)
+    assert sum(c["support"] for c in report["per_class"].values()) == len(evaluation)
+    assert isinstance(figure, Figure)
+    [axes, _colorbar] = figure.axes
+    assert [label.get_text() for label in axes.get_yticklabels()] == LABELS
+    rows = axes.images[0].get_array()
+    np.testing.assert_allclose(np.asarray(rows).sum(axis=1), 1.0)  # row-normalized
+
+
+def test_predict_node_checks_its_input(holdout_model: TextClassifier, split) -> None:
+    _, evaluation, _ = split
+
+    top3 = predict(holdout_model, evaluation[["title", "abstract"]].head(5))
+
+    assert list(top3.label) == list(holdout_model.predict_top3(evaluation.head(5)).label)
+    with pytest.raises(ValueError, match="missing input columns"):
+        predict(holdout_model, evaluation[["title"]])
+
+
+# --- fingerprint --------------------------------------------------------------------------
+
+
+def test_evaluation_fingerprint_identifies_papers_and_labels(split) -> None:
+    _, evaluation, _ = split
+    fingerprint = evaluation_fingerprint(evaluation)
+    relabeled = evaluation.copy()
+    relabeled.iloc[0, relabeled.columns.get_loc("label")] = "cs.XX"
+    renamed = evaluation.copy()
+    renamed.iloc[0, renamed.columns.get_loc("arxiv_id")] = "2599.99999"
+
+    assert len(fingerprint) == 32
+    assert evaluation_fingerprint(evaluation.sample(frac=1, random_state=1)) == fingerprint
+    assert evaluation_fingerprint(evaluation.iloc[::-1].reset_index(drop=True)) == fingerprint
+    assert evaluation_fingerprint(relabeled) != fingerprint
+    assert evaluation_fingerprint(renamed) != fingerprint
+    assert evaluation_fingerprint(evaluation.iloc[1:]) != fingerprint
+
+
+# --- champion gate ------------------------------------------------------------------------
+
+
+@contextmanager
+def tracking_uri(uri: str) -> Iterator[str]:
+    """MLFLOW_TRACKING_URI and mlflow's current tracking and registry URIs set to `uri` (the
+    registry client prefers an already-set URI to the environment); all restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        tracking, model_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield uri
+        finally:
+            mlflow.set_tracking_uri(tracking)
+            mlflow.set_registry_uri(model_registry)
+
+
+class Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+@pytest.fixture(scope="module")
+def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowClient]:
+    """A SQLite model registry with two versions of the classifier's name, neither champion."""
+    directory = tmp_path_factory.mktemp("registry")
+    with (
+        tracking_uri(f"sqlite:///{directory / 'mlflow.db'}") as uri,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.chdir(directory)  # anything relative lands here, not in the repository
+        client = MlflowClient(uri, uri)
+        experiment = client.create_experiment("gate", str(directory / "artifacts"))
+        for _ in range(2):
+            with mlflow.start_run(experiment_id=experiment):
+                mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=Constant(),
+                    registered_model_name=registry.MODEL_NAME,
+                    pip_requirements=[],
+                )
+        yield client
+
+
+def make_champion(client: MlflowClient, version: int, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(registry.MODEL_NAME, str(version), key, value)
+    client.set_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION, str(version))
+
+
+@pytest.fixture
+def gate(model_registry: MlflowClient, holdout_model, split, evaluated, papers):
+    """Runs `decide_promotion` on the real evaluation against a champion with given tags."""
+    _, evaluation, _ = split
+    _, report, _ = evaluated
+
+    def decide(champion_tags: dict[str, str] | None, **gate_params) -> dict:
+        client = model_registry
+        for version in ("1", "2"):
+            for key in client.get_model_version(registry.MODEL_NAME, version).tags:
+                client.delete_model_version_tag(registry.MODEL_NAME, version, key)
+        if champion_tags is None:
+            client.delete_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION)
+        else:
+            make_champion(client, 2, champion_tags)
+        params = PARAMS | {"gate": PARAMS["gate"] | gate_params}
+        return decide_promotion(holdout_model, evaluation, report, papers, params)
+
+    return decide
+
+
+def champion_tags(fingerprint: str, macro_f1: float, trained_through: str) -> dict[str, str]:
+    return {
+        "evaluation_fingerprint": fingerprint,
+        "trained_through": trained_through,
+        "evaluation.macro_f1": str(macro_f1),
+    }
+
+
+def test_no_registry_means_no_champion_and_promotes(
+    tmp_path: Path, holdout_model, split, evaluated, papers
+) -> None:
+    _, evaluation, _ = split
+    _, report, _ = evaluated
+    with tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        decision = decide_promotion(holdout_model, evaluation, report, papers, PARAMS)
+
+    assert decision["promote"] is True
+    assert decision["reason"] == "no champion yet"
+    assert decision["champion"] is decision["champion_version"] is None
+    assert decision["registered_model_name"] == registry.MODEL_NAME
+    assert decision["metric"] == "macro_f1"
+    assert decision["candidate"] == report["metrics"]["macro_f1"]
+    assert decision["evaluation"] == report["metrics"]
+    assert decision["evaluation_fingerprint"] == evaluation_fingerprint(evaluation)
+    assert decision["trained_through"] == papers.published.max().isoformat()
+
+
+def test_looking_for_a_champion_creates_no_registry(tmp_path: Path) -> None:
+    database = tmp_path / "mlflow.db"
+
+    with tracking_uri(f"sqlite:///{database}"):
+        assert registry.champion_version() is None
+
+    assert not database.exists()
+
+
+def test_a_registry_without_champion_promotes(gate, evaluated) -> None:
+    decision = gate(None)
+
+    assert decision["promote"] is True
+    assert decision["reason"] == "no champion yet"
+
+
+def test_a_better_champion_on_the_same_papers_stays(gate, split, evaluated) -> None:
+    _, evaluation, _ = split
+    candidate = evaluated[1]["metrics"]["macro_f1"]
+    better = min(1.0, candidate + 0.05)
+
+    decision = gate(champion_tags(evaluation_fingerprint(evaluation), better, "2025-01-01"))
+
+    assert decision["promote"] is False
+    assert decision["champion_version"] == 2
+    assert decision["champion"] == pytest.approx(better)
+    assert decision["candidate"] == candidate
+    assert "does not beat champion v2" in decision["reason"]
+    assert "the champion's score on the same evaluation papers" in decision["reason"]
+
+
+def test_a_worse_champion_on_the_same_papers_is_replaced(gate, split, evaluated) -> None:
+    _, evaluation, _ = split
+    candidate = evaluated[1]["metrics"]["macro_f1"]
+
+    decision = gate(champion_tags(evaluation_fingerprint(evaluation), candidate - 0.05, "2025"))
+
+    assert decision["promote"] is True
+    assert decision["champion"] == pytest.approx(candidate - 0.05)
+    expected = f"macro_f1 {candidate:.4f} beats champion v2 {candidate - 0.05:.4f}"
+    assert expected in decision["reason"]
+
+
+def test_the_candidate_must_win_by_min_improvement(gate, split, evaluated) -> None:
+    _, evaluation, _ = split
+    candidate = evaluated[1]["metrics"]["macro_f1"]
+    tags = champion_tags(evaluation_fingerprint(evaluation), candidate - 0.005, "2025")
+
+    assert gate(tags, min_improvement=0.01)["promote"] is False
+    assert gate(tags, min_improvement=0.001)["promote"] is True
+    assert gate(tags | {"evaluation.macro_f1": str(candidate)})["promote"] is False  # a tie
+
+
+def test_too_few_unseen_papers_keep_a_champion_evaluated_elsewhere(gate, papers) -> None:
+    """Different evaluation data and a champion trained on everything: nothing to compare on."""
+    newest = papers.published.max().isoformat()
+
+    decision = gate(champion_tags("another evaluation", 0.0, newest))
+
+    assert decision["promote"] is False
+    assert decision["champion"] is None
+    assert decision["reason"].startswith("only 0 evaluation papers are newer than the champion")
+    assert "(need 50)" in decision["reason"]
