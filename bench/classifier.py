@@ -179,7 +179,8 @@ def main() -> None:
         "on every paper). Run time covers the whole `kedro run` (two fits, evaluation, MLflow "
         "logging and registration).",
         "",
-        "| candidate | accuracy | macro-F1 | top-3 | ECE | run (s) | peak RSS (MiB) | took @champion |",
+        "| candidate | accuracy | macro-F1 | top-3 | ECE | run (s) | peak RSS (MiB) "
+        "| took @champion |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, run, report, decision in results:
@@ -204,7 +205,7 @@ def main() -> None:
         "",
         "| path | result |",
         "|---|---|",
-        f"| `registry.load()` (MLflow registry → model in memory) | {rates['load_seconds']:.1f} s |",
+        f"| `registry.load()` (registry → model in memory) | {rates['load_seconds']:.1f} s |",
         f"| entry point, batches of 5,000 ({rates['papers']:,} papers) | "
         f"{rates['batch_per_second']:,.0f} papers/s |",
         f"| entry point, one paper at a time | p50 {rates['single_p50_ms']:.1f} ms, "
