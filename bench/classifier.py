@@ -103,13 +103,11 @@ def speed(tracking_uri: str, store_url: str) -> dict:
 
 
 def f1_plot(per_class: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = sorted(per_class.items(), key=lambda item: item[1]["f1"])
-    figure, axes = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.2))
+    figure = Figure(figsize=(7, 0.32 * len(rows) + 1.2))
+    axes = figure.add_subplot()
     axes.barh([k for k, _ in rows], [v["f1"] for _, v in rows], color="#4c72b0")
     for i, (_, v) in enumerate(rows):
         axes.text(

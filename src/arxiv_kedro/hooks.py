@@ -57,8 +57,16 @@ class ChampionHook:
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
-        client.set_tag(run_id, "champion_gate.promoted", str(decision["promote"]).lower())
-        client.set_tag(run_id, "champion_gate.reason", decision["reason"])
+        gate = {
+            "promoted": str(decision["promote"]).lower(),
+            "reason": decision["reason"],
+            "metric": decision["metric"],
+            "candidate": str(decision["candidate"]),
+            "champion": str(decision["champion"]),  # "None": no champion to compare with
+            "champion_version": str(decision["champion_version"]),
+        }
+        for key, value in gate.items():
+            client.set_tag(run_id, f"champion_gate.{key}", value)
         if decision["promote"]:
             client.set_registered_model_alias(name, registry.CHAMPION, version)
             logger.info(

@@ -335,7 +335,7 @@ def test_a_better_champion_on_the_same_papers_stays(gate, split, evaluated) -> N
     decision = gate(champion_tags(evaluation_fingerprint(evaluation), better, "2025-01-01"))
 
     assert decision["promote"] is False
-    assert decision["champion_version"] == 2
+    assert decision["champion_version"] == "2"
     assert decision["champion"] == pytest.approx(better)
     assert decision["candidate"] == candidate
     assert "does not beat champion v2" in decision["reason"]

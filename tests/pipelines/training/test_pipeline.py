@@ -254,7 +254,7 @@ def test_champion_gate_and_batch_inference(trainable: Path, filled_store: Store)
     assert worse_run.data.params["training.model.C"] == "1e-05"
     decision = report(project, "champion_decision")
     assert decision["promote"] is False
-    assert decision["champion_version"] == 1
+    assert decision["champion_version"] == "1"
     assert decision["candidate"] < decision["champion"]
     assert "does not beat champion v1" in decision["reason"]
     assert "same evaluation papers" in decision["reason"]

@@ -7,13 +7,9 @@ import logging
 import time
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the figure is saved, never shown
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from sklearn.metrics import confusion_matrix
 
 from arxiv_kedro.classification import registry
@@ -148,7 +144,8 @@ def confusion_figure(truth: np.ndarray, predicted: np.ndarray, classes: np.ndarr
     matrix = confusion_matrix(truth, predicted, labels=classes).astype(float)
     matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(6.0, 0.45 * len(classes) + 2)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
+    figure = Figure(figsize=(size + 1, size))
+    axes = figure.add_subplot()
     image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(classes)), classes, rotation=90)
     axes.set_yticks(range(len(classes)), classes)
@@ -167,7 +164,6 @@ def confusion_figure(truth: np.ndarray, predicted: np.ndarray, classes: np.ndarr
         )
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    plt.close(figure)
     return figure
 
 
@@ -210,7 +206,7 @@ def decide_promotion(
             "champion_version": None,
             "reason": "no champion yet",
         }
-    decision["champion_version"] = champion.version
+    decision["champion_version"] = str(champion.version)
     if champion.tags.get("evaluation_fingerprint") == decision["evaluation_fingerprint"]:
         decision["champion"] = float(champion.tags[f"evaluation.{metric}"])
         basis = "the champion's score on the same evaluation papers"
@@ -250,7 +246,13 @@ def decide_promotion(
     return decision
 
 
-def _score(probabilities, classes, truth, metric, params) -> float:
+def _score(
+    probabilities: np.ndarray,
+    classes: np.ndarray,
+    truth: np.ndarray,
+    metric: str,
+    params: dict[str, Any],
+) -> float:
     result = evaluate(probabilities, classes, truth, min_class_support=params["min_class_support"])
     return result["metrics"][metric]
 
