@@ -368,19 +368,32 @@ def test_other_4xx_are_request_errors(
 # --- answers that are not what was asked ----------------------------------------------------
 
 
-def test_a_malformed_200_body_is_invalid_output_without_a_retry(
+def test_a_malformed_200_body_is_asked_once_more(
     server: MistralServer, make_client: Callable[..., LlmClient], waits: list[float]
 ) -> None:
-    """The SDK cannot read the envelope (a 2xx): the client classifies it as invalid output
-    at once — not as a server error to retry, and never as success."""
+    """The SDK cannot read the envelope (a 2xx): like an invalid answer, asked once more —
+    not a server error to back off from, and never a success."""
     server.inject(malformed())
+
+    completion = make_client().complete(summarize_messages(), s.SummaryAnswer)
+
+    assert completion.attempts == 2
+    assert len(server.requests) == 2
+    assert waits == []
+
+
+def test_a_malformed_200_body_twice_is_invalid_output(
+    server: MistralServer, make_client: Callable[..., LlmClient], waits: list[float]
+) -> None:
+    server.inject(malformed(), malformed())
 
     with pytest.raises(LlmInvalidOutput) as raised:
         make_client().complete(summarize_messages(), s.SummaryAnswer)
 
     assert raised.value.reason.startswith("unreadable response: ")
     assert KEY not in raised.value.reason
-    assert len(server.requests) == 1
+    assert raised.value.attempts == 2
+    assert len(server.requests) == 2
     assert waits == []
 
 

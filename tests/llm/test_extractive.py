@@ -56,12 +56,6 @@ def test_sentences(text: str, expected: list[str]) -> None:
     assert sentences(text) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `(?<![A-Z])` in _SENTENCE_END also blocks sentence ends after an acronym "
-    "('... an LLM. Results ...'), merging two sentences (11 % of the first 3,000 abstracts "
-    "of the daily snapshot)",
-)
 def test_a_sentence_ending_with_an_acronym_ends() -> None:
     assert sentences("We evaluate it with an LLM. Results show gains.") == [
         "We evaluate it with an LLM.",

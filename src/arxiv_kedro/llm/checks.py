@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 from difflib import SequenceMatcher
 from functools import lru_cache
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 _WORDS = re.compile(r"\w+")
+_building = threading.Lock()
 
 
 @lru_cache(maxsize=8)
@@ -20,7 +22,9 @@ def _identifier(languages: tuple[str, ...]) -> LanguageIdentifier:
 
 def detect_language(text: str, candidates: tuple[str, ...]) -> tuple[str, float]:
     """The most likely of `candidates` (ISO 639-1 codes) and its probability; offline."""
-    language, probability = _identifier(tuple(sorted(candidates))).classify(text)
+    with _building:  # the model takes ~1 s to load: once per set of languages, not per thread
+        identifier = _identifier(tuple(sorted(set(candidates))))
+    language, probability = identifier.classify(text)
     return language, float(probability)
 
 

@@ -41,6 +41,7 @@ class LlmError(Exception):
     def __init__(self, reason: str, status: int | None = None):
         super().__init__(reason)
         self.reason, self.status = reason, status
+        self.usage, self.attempts = Usage(), 0  # what was paid before the error
 
 
 class LlmAuthError(LlmError):
@@ -150,22 +151,34 @@ class LlmClient:
         once more, then raises `LlmInvalidOutput`."""
         usage, attempts = Usage(), 0
         for attempt in (1, 2):
-            response = self._call(messages, max_tokens, temperature)
-            attempts += 1
-            if response.usage is not None:
-                usage += Usage(response.usage.prompt_tokens or 0,
-                               response.usage.completion_tokens or 0)  # fmt: skip
             try:
+                response = self._call(messages, max_tokens, temperature)
+                attempts += 1
+                if response.usage is not None:
+                    usage += Usage(response.usage.prompt_tokens or 0,
+                                   response.usage.completion_tokens or 0)  # fmt: skip
                 text = response.choices[0].message.content
                 if not isinstance(text, str):
                     raise ValueError("the answer has no text content")
                 value = schema.model_validate(json.loads(_strip_fences(text)))
             except (IndexError, ValueError, ValidationError, AttributeError) as exc:
                 reason = f"invalid structured answer: {str(exc).splitlines()[0][:300]}"
-                if attempt == 2:
-                    raise LlmInvalidOutput(reason) from exc
-                logger.info("LLM %s: %s; asking once more", self.model, reason)
-                continue
+                if attempt == 1:
+                    logger.info("LLM %s: %s; asking once more", self.model, reason)
+                    continue
+                error = LlmInvalidOutput(reason)
+                error.usage, error.attempts = usage, attempts
+                raise error from exc
+            except LlmInvalidOutput as exc:  # an unreadable response body
+                attempts += 1
+                if attempt == 1:
+                    logger.info("LLM %s: %s; asking once more", self.model, exc.reason)
+                    continue
+                exc.usage, exc.attempts = usage, attempts
+                raise
+            except LlmError as exc:
+                exc.usage, exc.attempts = usage, attempts
+                raise
             return Completion(value, usage, response.model or self.model, attempts)
         raise AssertionError("unreachable")
 

@@ -10,8 +10,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 _WORD = re.compile(r"[a-z][a-z0-9-]+")
 
 # A sentence ends at . ! or ? followed by a space and an upper-case letter, digit or opening
-# bracket; "e.g. the", "Fig. 3" and "et al. (2020)" do not end one.
-_SENTENCE_END = re.compile(r"(?<![A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bFig)(?<!\bEq)"
+# bracket; "e.g. the", "Fig. 3", "et al. (2020)" and initials ("J. Smith", "U.S. Army") do not
+# end one, while an acronym does ("… with an LLM. Results …").
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bFig)(?<!\bEq)"
                            r"(?<!\bvs)[.!?](?=\s+[A-Z0-9(\[])")  # fmt: skip
 
 

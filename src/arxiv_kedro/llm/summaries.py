@@ -69,6 +69,10 @@ def _current(entry: dict[str, Any] | None, settings: Settings) -> bool:
         return False
     if not settings.online:
         return entry.get("status") in ("done", "pending", "failed")
+    if entry.get("method") == "extractive":
+        entry = entry.get("upgrade")  # a failed attempt to replace it by an LLM summary
+        if entry is None:
+            return False
     return (
         entry.get("status") in ("done", "failed")
         and entry.get("method") == "llm"
@@ -149,13 +153,12 @@ def document(
     statuses = [summary["status"] if summary else "pending"] + [
         t["status"] for t in merged.values()
     ]
-    status = (
-        "complete"
-        if all(s == "done" for s in statuses)
-        else "failed"
-        if summary is None or summary["status"] == "failed"
-        else "partial"
-    )
+    if summary is None or summary["status"] == "pending":
+        status = "pending"
+    elif summary["status"] == "failed":
+        status = "failed"
+    else:
+        status = "complete" if all(s == "done" for s in statuses) else "partial"
     return {
         "arxiv_id": work.paper["arxiv_id"],
         "version": work.paper["version"],

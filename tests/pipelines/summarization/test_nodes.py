@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import gzip
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from tests.support.mistral_server import (
     translation_text,
     wrong_language,
 )
-from tests.test_kedro_run import kedro_env, kedro_run, project  # noqa: F401  (a fixture)
+from tests.test_kedro_run import kedro_run, project  # noqa: F401  (project: a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PARAMS = yaml.safe_load(
@@ -464,12 +462,6 @@ def test_an_unavailable_endpoint_leaves_the_paper_pending_for_the_next_run(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with no stored document, an unavailable endpoint writes a document with "
-    "status 'failed' and no entries (summaries.document: summary None → 'failed'), although "
-    "nothing failed and the paper is pending",
-)
 def test_an_unavailable_endpoint_on_a_new_paper_is_not_reported_failed(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
@@ -509,11 +501,6 @@ def test_a_refused_request_is_recorded_as_failed_and_not_retried(
     assert again["papers"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failed LLM upgrade replaces the stored extractive summary with a failed "
-    "entry whose text is None: the paper loses the summary it had",
-)
 def test_a_failed_upgrade_keeps_the_extractive_summary(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
@@ -583,11 +570,6 @@ def test_an_invalid_answer_twice_is_recorded_as_failed(
     assert len(server.requests) == asked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the tokens of answers paid for but invalid (LlmInvalidOutput after two "
-    "attempts) are dropped: report llm_calls / tokens / cost and the document's usage omit them",
-)
 def test_paid_invalid_answers_are_counted(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
@@ -677,43 +659,13 @@ def test_online_on_mongodb(
 # --- kedro run --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kedro-mlflow calls mlflow.autolog(disable=True) (conf/base/mlflow.yml "
-    "disable_autologging: True), which installs MLflow's post-import hook for `mistralai`; "
-    "mistralai 3.x is a namespace package (no __init__.py), the hook's loader is None, and "
-    "`from mistralai.client import Mistral` raises AttributeError: 'NoneType' object has no "
-    "attribute 'load_module' — so `kedro run` cannot import the summarization pipeline",
-)
-def test_the_summarization_pipeline_imports_after_mlflow_autolog_is_disabled() -> None:
-    """What `kedro run` does, in a fresh interpreter: kedro-mlflow first, then the pipelines."""
-    code = "import mlflow; mlflow.autolog(disable=True); import arxiv_kedro.pipelines.summarization"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=kedro_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-    )
-
-    assert result.returncode == 0, result.stdout[-2000:]
-
-
-def keep_mlflow_autologging(project: Path) -> None:  # noqa: F811
-    """Work around the bug above for the run below: the project's mlflow.yml with
-    `disable_autologging: False` in conf/local (so the MLflow import hook is never installed)."""
-    config = yaml.safe_load((project / "conf" / "base" / "mlflow.yml").read_text())
-    config["tracking"]["disable_tracking"]["disable_autologging"] = False
-    (project / "conf" / "local" / "mlflow.yml").write_text(yaml.safe_dump(config))
-
-
 def test_kedro_run_summarization_offline_then_online(
     project: Path,  # noqa: F811
     snapshot_lines: list[str],
     server: MistralServer,
 ) -> None:
-    keep_mlflow_autologging(project)
+    """With the project's configuration (conf/base/mlflow.yml must keep kedro-mlflow from
+    installing MLflow's import hooks: they break importing the namespace package mistralai)."""
     primary = project / "data" / "03_primary"
     primary.mkdir(parents=True)
     papers = PaperStore.open(f"sqlite:///{primary / 'arxiv.db'}")

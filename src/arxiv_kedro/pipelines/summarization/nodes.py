@@ -13,6 +13,7 @@ from arxiv_kedro.llm.checks import problems
 from arxiv_kedro.llm.client import (
     LlmAuthError,
     LlmClient,
+    LlmError,
     LlmInvalidOutput,
     LlmRequestError,
     LlmUnavailable,
@@ -190,20 +191,23 @@ class _Producer:
         }
         missing = [lang for lang in work.languages if lang not in texts]
         paid, calls = Usage(), 0
+        stored_summary = (work.document or {}).get("summary")
         try:
             if work.summary and s.SOURCE_LANGUAGE not in texts:
-                answer, usage, calls = self._ask_summary(paper, missing)
-                paid += usage
+                answer, paid, calls = self._ask_summary(paper, missing)
                 entries |= answer
             elif missing:
-                summary = entries.get(s.SOURCE_LANGUAGE) or (work.document or {}).get("summary")
-                answer, usage, calls = self._ask_translations(paper, summary["text"], missing)
-                paid += usage
+                summary = entries.get(s.SOURCE_LANGUAGE) or stored_summary or {}
+                if not summary.get("text"):
+                    raise LlmRequestError("no summary to translate")
+                answer, paid, calls = self._ask_translations(paper, summary["text"], missing)
                 entries |= answer
         except LlmUnavailable as exc:
             logger.warning("%s v%s stays pending: %s", paper["arxiv_id"], paper["version"], exc)
+            paid, calls = exc.usage, exc.attempts
             counts["pending"] = len(wanted) - len(entries)
         except (LlmRequestError, LlmInvalidOutput) as exc:
+            paid, calls = exc.usage, exc.attempts
             for lang in wanted:
                 entries.setdefault(
                     lang,
@@ -211,8 +215,12 @@ class _Producer:
                         None, status="failed", method="llm", settings=settings, error=exc.reason
                     ),
                 )
+        summary = entries.get(s.SOURCE_LANGUAGE)
+        if summary and summary["status"] == "failed" and (stored_summary or {}).get("text"):
+            # A failed upgrade keeps the extractive summary; the attempt is recorded on it.
+            entries[s.SOURCE_LANGUAGE] = {**stored_summary, "upgrade": summary}
         fresh = {lang: e for lang, e in entries.items() if lang not in texts}
-        done = {lang: e for lang, e in fresh.items() if e["status"] == "done"}
+        done = {k: e for k, e in fresh.items() if e["status"] == "done" and e["method"] == "llm"}
         share = _split(paid, len(done))
         for e in done.values():
             e["usage"] = s.usage_dict(share, self.prices)
@@ -229,9 +237,9 @@ class _Producer:
         counts |= {
             "calls": calls,
             "usage": paid,
-            "llm_summaries": int(summary_entry is not None and summary_entry["status"] == "done"),
+            "llm_summaries": int(s.SOURCE_LANGUAGE in done),
             "translations": sum(e["status"] == "done" for e in entries.values()),
-            "failed": sum(e["status"] == "failed" for e in fresh.values()),
+            "failed": sum(e["status"] == "failed" or "upgrade" in e for e in fresh.values()),
         }
         return s.document(work, summary_entry, entries, paid, self.prices), counts
 
@@ -263,7 +271,11 @@ class _Producer:
         paid, calls, entries = Usage(), 0, {}
         wanted = ([s.SOURCE_LANGUAGE] if summary else []) + list(languages)
         for attempt in (1, 2):
-            completion = self.llm.complete(messages, schema, max_tokens=self.max_tokens)
+            try:
+                completion = self.llm.complete(messages, schema, max_tokens=self.max_tokens)
+            except LlmError as exc:  # what this paper cost before the error counts too
+                exc.usage, exc.attempts = paid + exc.usage, calls + exc.attempts
+                raise
             paid, calls = paid + completion.usage, calls + completion.attempts
             answer = completion.value
             texts = dict(answer.translations)

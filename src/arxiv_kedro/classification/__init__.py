@@ -1,0 +1,1 @@
+"""The paper classifier: model, evaluation, registry access."""

@@ -1,0 +1,1 @@
+"""LLM access: chat-completion client, offline summarizer, output checks, summary documents."""
