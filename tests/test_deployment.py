@@ -110,3 +110,11 @@ def test_mlflow_server_has_its_own_database_and_every_job_tracks_to_it():
     for job in ("training", "inference"):
         assert "mlflow" in SERVICES[job]["depends_on"]
     assert all(p.startswith("127.0.0.1:") for p in SERVICES["mlflow"]["ports"])
+
+
+def test_every_source_folder_is_a_package_so_non_editable_installs_ship_it():
+    """The Dockerfile installs the project without -e: folders without __init__.py vanish."""
+    source = PROJECT_ROOT / "src" / "arxiv_kedro"
+    for folder in {path.parent for path in source.rglob("*.py")}:
+        if "__pycache__" not in folder.parts:
+            assert (folder / "__init__.py").exists(), f"{folder} is not a package"
