@@ -35,7 +35,6 @@ CANDIDATES = [
     ("LinearSVC, balanced, calibrated (default)", {}),
     ("LinearSVC, balanced, no calibration", {"calibration_fraction": 0.0}),
     ("logistic regression, balanced, calibrated", {"estimator": "logreg", "C": 10.0}),
-    ("LinearSVC, unweighted, calibrated", {"class_weight": None}),
 ]
 
 

@@ -340,7 +340,8 @@ def test_a_second_prod_run_while_one_is_in_progress_fails(
     prod_env: dict[str, str],
     redis_db: redis.Redis,
 ) -> None:
-    corpus_server.inject(*[delay(1.5)] * 4)  # the first run holds the lock for at least 6 s
+    # The first run holds the lock for at least 20 s: the second one needs ~10 s to start.
+    corpus_server.inject(*[delay(5)] * 4)
     env = {**prod_env, "ARXIV_API_URL": corpus_server.url}
     log = project / "first-run.log"
     first = start_prod_run(project, log, *until_param(UNTIL), **env)
