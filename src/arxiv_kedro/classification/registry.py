@@ -16,7 +16,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -41,18 +40,32 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION) -> ModelVersion | None:
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version: what the registry knows, the model loaded on demand."""
+
+    name: str
+    version: str
+    tags: dict[str, str]
+    run_id: str | None = None
+
+    def load(self) -> Classifier:
+        return load(self.name, version=self.version)
+
+
+def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION) -> RegisteredVersion | None:
     """The registered version holding `alias`, or None when there is none (yet)."""
     uri = _uri()
     database = uri.removeprefix("sqlite:///")
     if database != uri and not Path(database).exists():
         return None  # no local registry yet: don't create one just to find it empty
     try:
-        return client().get_model_version_by_alias(name, alias)
+        found = client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+    return RegisteredVersion(name, str(found.version), dict(found.tags), found.run_id)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from arxiv_kedro.datasets.llm_client import LlmClientDataset
 from arxiv_kedro.datasets.paper_source import PaperSourceDataset
 from arxiv_kedro.datasets.paper_store import PaperStoreDataset
 from arxiv_kedro.datasets.redis_staging import RedisStagingDataset
+from arxiv_kedro.datasets.registered_model import RegisteredModelDataset
 from arxiv_kedro.datasets.run_lock import RunLockDataset
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "PaperSourceDataset",
     "PaperStoreDataset",
     "RedisStagingDataset",
+    "RegisteredModelDataset",
     "RunLockDataset",
 ]

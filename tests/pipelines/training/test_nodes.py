@@ -40,7 +40,7 @@ PARAMS = {
     "min_examples": MIN_EXAMPLES,
     "min_class_support": 20,
     "model": {"n_features": 2**16, "n_jobs": 1, "bias_steps": 1},
-    "gate": {"metric": "macro_f1", "min_improvement": 0.0, "min_papers": 50},
+    "gate": {"metric": "macro_f1", "min_improvement": 0.0, "min_papers": 50, "max_ece": 0.1},
 }
 
 
@@ -279,7 +279,9 @@ def gate(model_registry: MlflowClient, holdout_model, split, evaluated, papers):
         else:
             make_champion(client, 2, champion_tags)
         params = PARAMS | {"gate": PARAMS["gate"] | gate_params}
-        return decide_promotion(holdout_model, evaluation, report, papers, params)
+        return decide_promotion(
+            holdout_model, evaluation, report, papers, registry.champion_version(), params
+        )
 
     return decide
 
@@ -298,7 +300,9 @@ def test_no_registry_means_no_champion_and_promotes(
     _, evaluation, _ = split
     _, report, _ = evaluated
     with tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}"):
-        decision = decide_promotion(holdout_model, evaluation, report, papers, PARAMS)
+        decision = decide_promotion(
+            holdout_model, evaluation, report, papers, registry.champion_version(), PARAMS
+        )
 
     assert decision["promote"] is True
     assert decision["reason"] == "no champion yet"
@@ -374,3 +378,10 @@ def test_too_few_unseen_papers_keep_a_champion_evaluated_elsewhere(gate, papers)
     assert decision["champion"] is None
     assert decision["reason"].startswith("only 0 evaluation papers are newer than the champion")
     assert "(need 50)" in decision["reason"]
+
+
+def test_a_badly_calibrated_model_is_never_promoted(gate, evaluated) -> None:
+    decision = gate(None, max_ece=0.0)  # no champion at all, and still not promoted
+
+    assert decision["promote"] is False
+    assert decision["reason"].startswith("ECE ") and "gate.max_ece" in decision["reason"]

@@ -12,13 +12,17 @@ from arxiv_kedro.stores.relational import PaperStore
 logger = logging.getLogger(__name__)
 
 
-def predict_pending(store: PaperStore, params: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
+def predict_pending(
+    store: PaperStore,
+    champion: registry.RegisteredVersion | None,
+    params: dict[str, Any],
+    *_upstream: Any,
+) -> dict[str, Any]:
     """Predict for papers the champion has not labeled (new, changed, or labeled by an older
     champion) and upsert the predictions. A rerun finds nothing pending and writes nothing.
 
     `_upstream`: outputs this run waits for (the default pipeline labels after ingesting).
     """
-    champion = registry.champion_version()
     if champion is None:
         logger.warning(
             "No @%s model in the registry yet: nothing labeled. "
@@ -26,7 +30,7 @@ def predict_pending(store: PaperStore, params: dict[str, Any], *_upstream: Any) 
             registry.CHAMPION,
         )
         return {"status": "no champion", "predicted": 0}
-    classifier = registry.load(version=champion.version)
+    classifier = champion.load()
     started = time.perf_counter()
     predicted, last_id = 0, 0
     while True:

@@ -11,7 +11,7 @@ def create_pipeline(after: tuple[str, ...] = (), **kwargs) -> Pipeline:
         [
             Node(
                 predict_pending,
-                ["paper_store", "params:inference", *after],
+                ["paper_store", "champion", "params:inference", *after],
                 "inference_report",
                 name="predict_pending",
             )

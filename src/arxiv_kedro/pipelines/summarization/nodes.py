@@ -39,8 +39,12 @@ class Tally:
     calls: int = 0
     usage: Usage = field(default_factory=Usage)
 
-    def report(self, prices: dict[str, float], seconds: float) -> dict[str, Any]:
+    @property
+    def hit_rate(self) -> float | None:
         looked_up = self.cache_hits + self.cache_misses
+        return self.cache_hits / looked_up if looked_up else None
+
+    def report(self, prices: dict[str, float], seconds: float) -> dict[str, Any]:
         return {
             "papers": self.papers,
             "llm_summaries": self.llm_summaries,
@@ -50,7 +54,7 @@ class Tally:
             "failed": self.failed,
             "llm_calls": self.calls,
             "cache_hits": self.cache_hits,
-            "cache_hit_rate": round(self.cache_hits / looked_up, 4) if looked_up else None,
+            "cache_hit_rate": None if self.hit_rate is None else round(self.hit_rate, 4),
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "cost": round(self.usage.cost(prices), 6),
@@ -126,8 +130,7 @@ def summarize_papers(
 
 
 def _rate(tally: Tally) -> str:
-    looked_up = tally.cache_hits + tally.cache_misses
-    return f"{tally.cache_hits / looked_up:.0%}" if looked_up else "n/a"
+    return "n/a" if tally.hit_rate is None else f"{tally.hit_rate:.0%}"
 
 
 def _offline(work: s.Work, settings: s.Settings, tally: Tally) -> dict[str, Any]:

@@ -180,80 +180,85 @@ def decide_promotion(
     evaluation: pd.DataFrame,
     report: dict[str, Any],
     papers: pd.DataFrame,
+    champion: registry.RegisteredVersion | None,
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Whether this run's model should take the champion alias; the MLflow hook applies it.
 
     The candidate must beat the champion on the same evaluation data: the champion's recorded
     score if it was evaluated on exactly these papers; otherwise both are scored on the
-    evaluation papers newer than everything the champion was trained on.
+    evaluation papers newer than everything the champion was trained on. Whatever the scores,
+    a candidate whose probabilities are badly calibrated (ECE above `gate.max_ece`) is never
+    promoted.
     """
     gate = params["gate"]
-    metric = gate["metric"]
-    decision: dict[str, Any] = {
+    decision = {
         "registered_model_name": registry.MODEL_NAME,
         "evaluation": report["metrics"],
-        "metric": metric,
-        "candidate": report["metrics"][metric],
+        "metric": gate["metric"],
+        "candidate": report["metrics"][gate["metric"]],
         "evaluation_fingerprint": evaluation_fingerprint(evaluation),
         "trained_through": papers.published.max().isoformat(),
     }
-    champion = registry.champion_version()
+    decision |= _compare(model, evaluation, champion, decision, params)
+    ece = report["metrics"]["ece"]
+    if decision["promote"] and ece > gate["max_ece"]:
+        decision["promote"] = False
+        decision["reason"] = (
+            f"ECE {ece:.3f} is above gate.max_ece {gate['max_ece']}: its probabilities cannot "
+            f"be trusted, so it stays out although {decision['reason']}"
+        )
+    logger.info("Champion gate: %s", decision["reason"])
+    return decision
+
+
+def _compare(
+    model: TextClassifier,
+    evaluation: pd.DataFrame,
+    champion: registry.RegisteredVersion | None,
+    decision: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The candidate against the champion: promote, both scores, and the reason."""
+    gate, metric = params["gate"], decision["metric"]
     if champion is None:
-        return decision | {
-            "promote": True,
-            "champion": None,
-            "champion_version": None,
-            "reason": "no champion yet",
-        }
-    decision["champion_version"] = str(champion.version)
+        reason = "no champion yet"
+        return {"promote": True, "champion": None, "champion_version": None, "reason": reason}
+    result: dict[str, Any] = {"champion_version": champion.version}
     if champion.tags.get("evaluation_fingerprint") == decision["evaluation_fingerprint"]:
-        decision["champion"] = float(champion.tags[f"evaluation.{metric}"])
+        result["champion"] = float(champion.tags[f"evaluation.{metric}"])
         basis = "the champion's score on the same evaluation papers"
     else:
-        cutoff = pd.Timestamp(champion.tags["trained_through"])
-        unseen = evaluation[evaluation.published > cutoff]
+        unseen = evaluation[evaluation.published > pd.Timestamp(champion.tags["trained_through"])]
         if len(unseen) < gate["min_papers"]:
-            return decision | {
+            return result | {
                 "promote": False,
                 "champion": None,
                 "reason": f"only {len(unseen)} evaluation papers are newer than the champion's "
                 f"training data (need {gate['min_papers']}): keeping the champion",
             }
         truth = unseen.label.to_numpy(dtype=object)
-        champion_model = registry.load(version=champion.version)
-        decision["candidate"] = _score(
-            model.predict_proba(check_input(unseen)), model.classes_, truth, metric, params
-        )
-        decision["champion"] = _score(
-            champion_model.model.predict_proba(unseen),
-            champion_model.model.classes_,
-            truth,
-            metric,
-            params,
-        )
-        basis = (
-            f"both models scored on {len(unseen):,} papers newer than the champion's training data"
-        )
-    promote = decision["candidate"] > decision["champion"] + gate["min_improvement"]
+        champion_model = champion.load().model
+        result["candidate"] = _score(model, unseen, truth, metric, params)
+        result["champion"] = _score(champion_model, unseen, truth, metric, params)
+        basis = f"both scored on {len(unseen):,} papers newer than the champion's training data"
+    candidate = result.get("candidate", decision["candidate"])
+    promote = candidate > result["champion"] + gate["min_improvement"]
     verb = "beats" if promote else "does not beat"
-    decision |= {
+    return result | {
         "promote": promote,
-        "reason": f"{metric} {decision['candidate']:.4f} {verb} champion v{champion.version} "
-        f"{decision['champion']:.4f} ({basis})",
+        "reason": f"{metric} {candidate:.4f} {verb} champion v{champion.version} "
+        f"{result['champion']:.4f} ({basis})",
     }
-    logger.info("Champion gate: %s", decision["reason"])
-    return decision
 
 
 def _score(
-    probabilities: np.ndarray,
-    classes: np.ndarray,
-    truth: np.ndarray,
-    metric: str,
-    params: dict[str, Any],
+    model: TextClassifier, papers: pd.DataFrame, truth: np.ndarray, metric: str, params: dict
 ) -> float:
-    result = evaluate(probabilities, classes, truth, min_class_support=params["min_class_support"])
+    probabilities = model.predict_proba(check_input(papers))
+    result = evaluate(
+        probabilities, model.classes_, truth, min_class_support=params["min_class_support"]
+    )
     return result["metrics"][metric]
 
 

@@ -75,6 +75,7 @@ def create_training_pipeline() -> Pipeline:
                     "evaluation_papers",
                     "evaluation_report",
                     "labeled_papers",
+                    "champion",
                     "params:training",
                 ],
                 "champion_decision",
