@@ -34,7 +34,6 @@ KEDRO = Path(sys.executable).parent / "kedro"
 CANDIDATES = [
     ("LinearSVC, balanced, calibrated (default)", {}),
     ("LinearSVC, balanced, no calibration", {"calibration_fraction": 0.0}),
-    ("logistic regression, balanced, calibrated", {"estimator": "logreg", "C": 1.0}),
 ]
 
 
