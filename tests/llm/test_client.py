@@ -22,8 +22,8 @@ from arxiv_kedro.llm.client import (
     LlmRequestError,
     LlmUnavailable,
     Usage,
-    retry_after_seconds,
 )
+from arxiv_kedro.retry import retry_after_seconds
 from arxiv_kedro.stores.coordination import LocalTokenBucket
 from tests.conftest import free_port
 from tests.support.mistral_server import (

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx2
@@ -28,6 +27,7 @@ from mistralai.client.errors import MistralError, NoResponseError
 from mistralai.client.utils.retries import RetryConfig
 from pydantic import BaseModel, ValidationError
 
+from arxiv_kedro.retry import retry_after_seconds
 from arxiv_kedro.stores.coordination import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -85,21 +85,6 @@ class Completion:
     usage: Usage  # every attempt's tokens, the invalid ones included: they were paid for
     model: str
     attempts: int
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """`Retry-After` as seconds (delta-seconds or an HTTP date); None when absent or invalid."""
-    value = headers.get("retry-after") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class LlmClient:

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +19,7 @@ from lxml import etree
 
 from arxiv_kedro import __version__
 from arxiv_kedro.papers import InvalidRecord, iso_datetime
+from arxiv_kedro.retry import retry_after_seconds
 from arxiv_kedro.sources import Checkpoint, RawBatch
 from arxiv_kedro.stores.coordination import LocalTokenBucket, RateLimiter
 
@@ -143,20 +143,6 @@ def _root_cause(exc: BaseException) -> str:
         inner = getattr(exc, "reason", None)
         exc = inner if isinstance(inner, BaseException) else exc.__cause__ or exc.__context__
     return str(exc)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -316,7 +302,7 @@ class ArxivApiClient(arxiv.Client):
             ) from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", _retry_after(response))
+            raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers))
         try:
             header, entries = parse_feed(response.content)
         except MalformedFeed as exc:
