@@ -29,11 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from lxml import etree
+
+from tests.support.local_server import LocalServer
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 OPENSEARCH_NS = "http://a9.com/-/spec/opensearch/1.1/"
@@ -270,24 +272,10 @@ def _without_entries(body: bytes) -> bytes:
     return _serialize(feed)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    app: ArxivServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        """Delegate to the owning `ArxivServer`."""
-        self.server.app._handle(self)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet; `ArxivServer.requests` is the log."""
-
-
-class ArxivServer:
+class ArxivServer(LocalServer):
     """A local arXiv API on 127.0.0.1 serving recordings, legacy feeds and a synthetic corpus."""
+
+    name = "arxiv-server"
 
     def __init__(
         self,
@@ -295,11 +283,8 @@ class ArxivServer:
         legacy_dir: Path | None = None,
         corpus: Iterable[dict] = (),
     ) -> None:
+        super().__init__()
         self.requests: list[RequestLog] = []
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._recordings: dict[tuple[str, str, str, str], tuple[int, bytes]] = {}
         for path in sorted(recordings_dir.glob("*.json")) if recordings_dir else ():
             exchange = json.loads(path.read_text(encoding="utf-8"))
@@ -323,13 +308,6 @@ class ArxivServer:
                 self._ranks_by_category.setdefault(category, []).append(rank)
 
     @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the running server."""
-        if self._httpd is None:
-            raise RuntimeError("ArxivServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    @property
     def url(self) -> str:
         """The query endpoint, without query string."""
         return self.base_url + API_PATH
@@ -339,39 +317,7 @@ class ArxivServer:
         """The endpoint serving the 2016-format feeds."""
         return self.base_url + LEGACY_PATH
 
-    def start(self, port: int = 0) -> ArxivServer:
-        """Bind 127.0.0.1 (`port` 0: any free port) and serve in a background thread."""
-        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
-        self._httpd.app = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="arxiv-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None and self._thread is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> ArxivServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def inject(self, *faults: Fault) -> None:
-        """Queue faults; each is consumed, in order, by exactly one subsequent request."""
-        with self._lock:
-            self._faults.extend(faults)
-
-    def _handle(self, handler: _Handler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         received = time.monotonic()
         parts = urlsplit(handler.path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -28,8 +28,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_server import LocalServer
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 JSON_CONTENT_TYPE = "application/json"
@@ -301,85 +303,29 @@ def _error(code: int, message: str | None = None) -> _Response:
     return _Response(code, json.dumps(payload).encode())
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    app: MistralServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK wait
-
-    def do_POST(self) -> None:
-        """Delegate to the owning `MistralServer`."""
-        self.server.app._handle(self)
-
-    def do_GET(self) -> None:
-        self.server.app._handle(self)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet; `MistralServer.requests` is the log."""
-
-
-class MistralServer:
+class MistralServer(LocalServer):
     """A local Mistral-compatible chat-completion endpoint on 127.0.0.1.
 
     `api_key`: when set, any other bearer token gets 401 (like a revoked key); otherwise any
     non-empty ``Authorization: Bearer …`` is accepted.
     """
 
+    name = "mistral-server"
+
     def __init__(self, api_key: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RequestLog] = []
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: the `server_url` for the Mistral SDK."""
-        if self._httpd is None:
-            raise RuntimeError("MistralServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self.base_url
 
     @property
     def completions_url(self) -> str:
         return self.url + COMPLETIONS_PATH
-
-    def start(self, port: int = 0) -> MistralServer:
-        """Bind 127.0.0.1 (`port` 0: any free port) and serve in a background thread."""
-        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
-        self._httpd.app = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="mistral-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None and self._thread is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> MistralServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def inject(self, *faults: Fault) -> None:
-        """Queue faults; each is consumed, in order, by exactly one subsequent (matching)
-        request."""
-        with self._lock:
-            self._faults.extend(faults)
 
     @property
     def pending_faults(self) -> int:
@@ -402,7 +348,7 @@ class MistralServer:
 
     # --- handling -----------------------------------------------------------------------
 
-    def _handle(self, handler: _Handler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         received = time.time()
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -438,7 +384,7 @@ class MistralServer:
         return None
 
     def _respond(
-        self, handler: _Handler, log: RequestLog, raw: bytes, fault: Fault | None
+        self, handler: BaseHTTPRequestHandler, log: RequestLog, raw: bytes, fault: Fault | None
     ) -> _Response:
         if log.path != COMPLETIONS_PATH:
             return _error(404, f"no route for {log.method} {log.path}")
