@@ -9,7 +9,7 @@
 * 2016-format feeds are served under ``/legacy/api/query``;
 * faults (HTTP errors, delays, spurious empty pages, malformed XML) can be queued with `inject`.
 
-Run ``python tests/support/arxiv_server.py --snapshot PATH [--port N]`` to serve by hand.
+Run ``python -m tests.support.arxiv_server --snapshot PATH [--port N]`` to serve by hand.
 """
 
 from __future__ import annotations

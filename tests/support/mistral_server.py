@@ -15,7 +15,7 @@
   is consumed, in order, by exactly one request (optionally only by a request whose prompt
   contains `match`, e.g. a paper's title).
 
-Run ``python tests/support/mistral_server.py [--port N] [--api-key KEY]`` to serve by hand.
+Run ``python -m tests.support.mistral_server [--port N] [--api-key KEY]`` to serve by hand.
 """
 
 from __future__ import annotations
