@@ -17,11 +17,11 @@ class DocumentStoreDataset(AbstractDataset[None, DocumentStore]):
 
     Example catalog entries::
 
-        article_store:                      # conf/base
+        document_store:                      # conf/base
           type: arxiv_kedro.datasets.DocumentStoreDataset
           url: sqlite:///data/03_primary/documents.db
 
-        article_store:                      # conf/prod
+        document_store:                      # conf/prod
           type: arxiv_kedro.datasets.DocumentStoreDataset
           url: ${env:MONGO_URI,mongodb://mongo:27017}
           database: ${env:MONGO_DB,arxiv}

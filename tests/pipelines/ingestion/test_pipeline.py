@@ -48,7 +48,7 @@ def run_pipeline(
         {
             "paper_source": source,
             "paper_store": store,
-            "article_store": documents,
+            "document_store": documents,
             "ingestion_lock": RunLockDataset("ingestion", path=str(workdir / "ingestion.lock")),
             "params:ingestion": MemoryDataset(params),
             "ingestion_report": MemoryDataset(),

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "paper_source",
                     "paper_store",
-                    "article_store",
+                    "document_store",
                     "ingestion_lock",
                     "params:ingestion",
                 ],

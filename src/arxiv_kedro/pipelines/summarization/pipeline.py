@@ -11,7 +11,7 @@ def create_pipeline(after: tuple[str, ...] = (), **kwargs) -> Pipeline:
         [
             Node(
                 summarize_papers,
-                ["paper_store", "article_store", "llm", "params:summarization", *after],
+                ["paper_store", "document_store", "llm", "params:summarization", *after],
                 "summarization_report",
                 name="summarize_papers",
             )
