@@ -172,7 +172,8 @@ def main() -> None:
         "Each row is one training run in the same scratch MLflow registry, in this order; "
         "the champion alias moves only when a run beats the champion's macro-F1 on the same "
         "evaluation papers (the newest quarter, by publication day; the model is then refitted "
-        "on every paper). Run time covers the whole `kedro run` (two fits, evaluation, MLflow "
+        "on every paper) and its ECE is at most `gate.max_ece` (0.1). Run time covers the "
+        "whole `kedro run` (two fits, evaluation, MLflow "
         "logging and registration).",
         "",
         "| candidate | accuracy | macro-F1 | top-3 | ECE | run (s) | peak RSS (MiB) "

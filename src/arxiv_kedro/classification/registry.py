@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from arxiv_kedro.classification.model import TextClassifier, check_input
+from arxiv_kedro.stores import masked
 
 MODEL_NAME = "arxiv-classifier"
 CHAMPION = "champion"
@@ -86,7 +87,8 @@ def load(
     name: str = MODEL_NAME, *, alias: str = CHAMPION, version: str | None = None
 ) -> Classifier:
     """Load `models:/<name>@<alias>` (or a given version); raises LookupError if absent."""
-    registry = client()
+    uri = _uri()
+    registry = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         found = (
             registry.get_model_version(name, version)
@@ -96,11 +98,11 @@ def load(
     except MlflowException as exc:
         wanted = f"version {version}" if version is not None else f"alias @{alias}"
         raise LookupError(
-            f"no model {name!r} {wanted} in the registry at {registry.tracking_uri}: "
+            f"no model {name!r} {wanted} in the registry at {masked(uri)}: "
             "train one with `kedro run --pipeline training`"
         ) from exc
-    mlflow.set_registry_uri(registry._registry_uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}", model_config=None)
+    mlflow.set_registry_uri(uri)  # where `models:/` URIs resolve, for this process
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}")
     # The pyfunc model runs a Kedro pipeline per call; the entry point calls the model itself.
     pipeline_model = pyfunc.unwrap_python_model()
     model = pipeline_model.loaded_catalog.load("classifier")
