@@ -336,16 +336,7 @@ class ArxivServer(LocalServer):
             )
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
-        try:
-            handler.send_response(response.status)
-            handler.send_header("Content-Type", response.content_type)
-            handler.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers:
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            handler.close_connection = True
+        self._write(handler, response)
 
     @staticmethod
     def _apply(fault: Fault | None, response: _Response) -> _Response:

@@ -80,3 +80,18 @@ class LocalServer:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _write(handler: BaseHTTPRequestHandler, response: Any) -> None:
+        """Send a response (`status`, `content_type`, `headers` pairs, `body` bytes); a client
+        that already hung up (e.g. after its timeout) is not an error."""
+        try:
+            handler.send_response(response.status)
+            handler.send_header("Content-Type", response.content_type)
+            handler.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers:
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True

@@ -366,16 +366,7 @@ class MistralServer(LocalServer):
         log.status, log.fault = response.status, fault.kind if fault else None
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
-        try:
-            handler.send_response(response.status)
-            handler.send_header("Content-Type", response.content_type)
-            handler.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers:
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            handler.close_connection = True
+        self._write(handler, response)
 
     def _take_fault(self, prompt: str) -> Fault | None:
         for index, fault in enumerate(self._faults):
