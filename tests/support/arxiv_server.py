@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import gzip
 import hashlib
 import json
 import os
 import re
-import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -417,11 +415,7 @@ def main() -> None:
     print(
         f"arXiv API at {server.url} (legacy feeds: {server.legacy_url}); Ctrl-C stops", flush=True
     )
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ started and stopped around a test, and a queue of scripted faults."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -71,6 +72,14 @@ class LocalServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def serve_until_interrupted(self) -> None:
+        """Block until Ctrl-C, then stop (for running a server by hand)."""
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+        finally:
+            self.stop()
 
     def inject(self, *faults: Any) -> None:
         """Queue faults; each is consumed, in order, by exactly one subsequent (matching)

@@ -25,7 +25,6 @@ import contextlib
 import itertools
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -461,11 +460,7 @@ def main() -> None:
     args = parser.parse_args()
     server = MistralServer(api_key=args.api_key).start(args.port)
     print(f"Mistral-compatible API at {server.url}; Ctrl-C stops", flush=True)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 if __name__ == "__main__":
