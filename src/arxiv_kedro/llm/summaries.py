@@ -58,10 +58,6 @@ class Work:
     summary: bool  # a (new or upgraded) summary
     languages: list[str] = field(default_factory=list)  # translations to produce
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.paper["arxiv_id"], self.paper["version"]
-
 
 def _current(entry: dict[str, Any] | None, settings: Settings) -> bool:
     """Done by (or, for a failure, already tried with) the configured model and prompt."""
