@@ -1,4 +1,5 @@
-"""Project hooks: the champion gate's decision applied once the model is in the registry."""
+"""Project hooks: the champion gate's decision applied once the model is in the registry; the
+API cache emptied whenever a pipeline writes a store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 
 from arxiv_kedro.classification import registry
+from arxiv_kedro.stores import StoreError
 
 logger = logging.getLogger(__name__)
 DECISION = "champion_decision"
@@ -84,3 +86,37 @@ class ChampionHook:
                 registry.CHAMPION,
                 decision["reason"],
             )
+
+
+class CacheInvalidationHook:
+    """Empties the REST API's cache (catalog entry `api_cache`, conf/prod) after every node that
+    was handed a store, so the API serves new papers, predictions and summaries at once. A cache
+    that cannot be reached is logged, never fails the run: its entries expire on their own.
+    """
+
+    STORES = frozenset({"paper_store", "document_store"})
+
+    def __init__(self) -> None:
+        self._catalog: Any = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        self._catalog = catalog if "api_cache" in catalog else None
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        self._invalidate(node)
+
+    @hook_impl
+    def on_node_error(self, node: Node) -> None:
+        self._invalidate(node)  # a failed node may have committed batches before it failed
+
+    def _invalidate(self, node: Node) -> None:
+        if self._catalog is None or not self.STORES.intersection(node.inputs):
+            return
+        try:
+            removed = self._catalog.load("api_cache").invalidate()
+        except StoreError as exc:
+            logger.warning("The API cache was not invalidated after %s: %s", node.name, exc)
+            return
+        logger.info("API cache invalidated after %s (%d entries)", node.name, removed)

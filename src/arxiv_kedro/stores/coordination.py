@@ -188,6 +188,22 @@ return tostring(-tokens / rate)
 """
 
 
+# Take one token only if there is one; otherwise say how long until there is (non-blocking).
+_TAKE = """
+local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+tokens = math.min(capacity, tokens + (now - (tonumber(state[2]) or now)) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
 class RedisTokenBucket:
     """At most `capacity` requests at once, refilled at `rate` per second, for every process
     sharing the Redis key (e.g. one arXiv request per 3 s for the whole deployment)."""
@@ -196,6 +212,7 @@ class RedisTokenBucket:
         self.store, self.key = store, store.key("ratelimit", name)
         self.rate, self.capacity = rate, capacity
         self._reserve = store.client.register_script(_RESERVE)
+        self._take = store.client.register_script(_TAKE)
 
     def acquire(self) -> float:
         with self.store.guard("reserve a rate-limit slot"):
@@ -203,6 +220,11 @@ class RedisTokenBucket:
         if wait > 0:
             time.sleep(wait)
         return wait
+
+    def try_acquire(self) -> float:
+        """Take a token if one is there (returns 0); else the seconds until one will be."""
+        with self.store.guard("check a rate limit"):
+            return float(self._take(keys=[self.key], args=[self.rate, self.capacity]))
 
 
 class LocalTokenBucket:
@@ -222,6 +244,18 @@ class LocalTokenBucket:
         if wait > 0:
             time.sleep(wait)
         return wait
+
+    def try_acquire(self) -> float:
+        """Take a token if one is there (returns 0); else the seconds until one will be."""
+        with self._lock:
+            now = time.monotonic()
+            tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if tokens >= 1:
+                self._tokens = tokens - 1
+                return 0.0
+            self._tokens = tokens
+            return (1 - tokens) / self.rate
 
 
 # --- the run lock ---------------------------------------------------------------------------

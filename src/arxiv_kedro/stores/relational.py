@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,24 @@ from typing import Any
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    Float,
+    and_,
+    cast,
+    create_engine,
+    event,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -39,6 +57,8 @@ _PAPER_COLUMNS = (
     "first_seen_at", "last_changed_at",
 )  # fmt: skip
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+ANALYZE_AFTER = 10_000  # papers written by one run that make `finish_run` refresh statistics
+SEARCH_CANDIDATES = 2_000  # relevance ranks the newest matches, at most this many (`search`)
 PREDICTION_COLUMNS = (
     "label",
     "probability",
@@ -99,11 +119,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_MIGRATION_LOCK = 0x6172786976  # any constant: the advisory lock every migrating process takes
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision."""
+    """Bring the schema to the latest Alembic revision.
+
+    On PostgreSQL, processes starting together (pipelines, API workers) migrate one at a time.
+    """
     config = Config()
     config.set_main_option("script_location", str(files("arxiv_kedro.stores") / "migrations"))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -143,6 +171,9 @@ class PaperStore:
                 f"cannot use the relational store at {masked(url)}: {exc.orig or exc}"
             ) from exc
         return store
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def _insert(self, table: Any) -> Any:
         return upsertable_insert(self.engine, table)
@@ -187,7 +218,9 @@ class PaperStore:
             ).scalar_one()
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> dict[str, Any]:
-        """Close a run and return its row."""
+        """Close a run and return its row. After a large run, PostgreSQL's planner statistics
+        are refreshed at once: until autovacuum gets to it, reads plan as if tables were empty
+        (40 ms instead of 1 ms to read a page of papers after a backfill)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             started = conn.execute(
@@ -204,6 +237,11 @@ class PaperStore:
                 )
             )
             row = conn.execute(select(ingestion_runs).where(ingestion_runs.c.id == run_id)).one()
+        if self.engine.dialect.name == "postgresql" and row.new + row.updated >= ANALYZE_AFTER:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "ANALYZE papers, paper_authors, paper_categories, authors"
+                )
         return dict(row._mapping)
 
     # --- the batch write -----------------------------------------------------------------
@@ -561,3 +599,217 @@ class PaperStore:
                 return
             yield rows
             before = rows[-1]["id"]
+
+    # --- reads for the REST API ------------------------------------------------------------
+
+    def list_papers(
+        self,
+        *,
+        model_name: str,
+        category: str | None = None,
+        published_from: datetime | None = None,
+        published_before: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """Papers newest first (by publication, then id), with authors, categories and the
+        model's top prediction. Keyset-paged: pass the last row's `(published, id)` as `after`.
+        """
+        query = select(*_LISTED).order_by(papers.c.published.desc(), papers.c.id.desc())
+        if category is not None:
+            query = query.where(
+                exists().where(
+                    paper_categories.c.paper_id == papers.c.id,
+                    paper_categories.c.category == category,
+                )
+            )
+        if published_from is not None:
+            query = query.where(papers.c.published >= published_from)
+        if published_before is not None:
+            query = query.where(papers.c.published < published_before)
+        if after is not None:
+            query = query.where(tuple_(papers.c.published, papers.c.id) < tuple_(*after))
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query.limit(limit))]
+            return self._with_details(conn, rows, model_name)
+
+    def get_paper(self, arxiv_id: str, *, model_name: str) -> dict[str, Any] | None:
+        """One paper by versionless id, every column plus authors, categories, prediction."""
+        query = select(*_LISTED, *_DETAIL).where(papers.c.arxiv_id == arxiv_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            return self._with_details(conn, [dict(row._mapping)], model_name)[0]
+
+    def search(
+        self,
+        query_text: str,
+        *,
+        model_name: str,
+        limit: int = 20,
+        offset: int = 0,
+        candidates: int = SEARCH_CANDIDATES,
+    ) -> list[dict[str, Any]]:
+        """Papers matching every word (and "quoted phrase") of `query_text` in their title or
+        abstract, best first, each with a relevance `score` (higher is better; comparable within
+        one query). PostgreSQL: `websearch_to_tsquery` over a weighted tsvector, `ts_rank_cd`;
+        SQLite: FTS5 with BM25. Relevance ranks the newest `candidates` matches: ranking
+        reads every candidate, and a word in a third of the store would cost 200 ms.
+        Raises ValueError when the text holds no word to search for.
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                if not _WORD.search(query_text):
+                    raise ValueError("the search text holds no word to look for")
+                sql, params = _SEARCH_POSTGRESQL, {"q": query_text}
+            else:
+                sql, params = _SEARCH_SQLITE, {"match": fts5_query(query_text)}
+            query = text(sql).columns(*_LISTED, literal_column("score", Float))
+            found = conn.execute(
+                query, {**params, "candidates": candidates, "limit": limit, "offset": offset}
+            )
+            rows = [dict(row._mapping) for row in found]
+            return self._with_details(conn, rows, model_name)
+
+    def category_counts(self) -> list[tuple[str, int, int]]:
+        """(category, papers with it as primary, papers cross-listed in it), most papers first."""
+        primary = select(papers.c.primary_category, func.count()).group_by(
+            papers.c.primary_category
+        )
+        cross = (
+            select(paper_categories.c.category, func.count())
+            .where(paper_categories.c.is_primary.is_(False))
+            .group_by(paper_categories.c.category)
+        )
+        with self.engine.connect() as conn:
+            counts = {c: [n, 0] for c, n in conn.execute(primary)}
+            for category, n in conn.execute(cross):
+                counts.setdefault(category, [0, 0])[1] = n
+        return sorted(
+            ((c, p, x) for c, (p, x) in counts.items()),
+            key=lambda item: (-item[1], -item[2], item[0]),
+        )
+
+    def stats(self, *, model_name: str, days: int = 90) -> dict[str, Any]:
+        """Totals, the latest ingestion run and papers per publication day and primary category
+        over the `days` up to the newest paper."""
+        with self.engine.connect() as conn:
+            latest = conn.execute(select(func.max(papers.c.published))).scalar_one()
+            per_day: list[dict[str, Any]] = []
+            if latest is not None:
+                day = (
+                    func.date(papers.c.published)
+                    if conn.dialect.name == "sqlite"
+                    else cast(func.timezone("UTC", papers.c.published), Date)
+                )
+                since = latest - timedelta(days=days)
+                query = (
+                    select(day.label("day"), papers.c.primary_category, func.count())
+                    .where(papers.c.published > since)
+                    .group_by(day, papers.c.primary_category)
+                    .order_by(day, papers.c.primary_category)
+                )
+                per_day = [
+                    {"day": str(d), "category": c, "papers": n} for d, c, n in conn.execute(query)
+                ]
+            last_run = conn.execute(
+                select(ingestion_runs)
+                .where(ingestion_runs.c.finished_at.is_not(None))
+                .order_by(ingestion_runs.c.finished_at.desc())
+                .limit(1)
+            ).first()
+            return {
+                "papers": conn.execute(select(func.count()).select_from(papers)).scalar_one(),
+                "predictions": conn.execute(
+                    select(func.count())
+                    .select_from(predictions)
+                    .where(predictions.c.model_name == model_name)
+                ).scalar_one(),
+                "quarantined": conn.execute(
+                    select(func.count()).select_from(quarantine)
+                ).scalar_one(),
+                "latest_published": latest,
+                "last_ingestion": None if last_run is None else dict(last_run._mapping),
+                "papers_per_day": per_day,
+            }
+
+    def _with_details(
+        self, conn: Connection, rows: list[dict[str, Any]], model_name: str
+    ) -> list[dict[str, Any]]:
+        """Each row with its `authors` (in order), `categories` (primary first) and
+        `prediction` (the model's stored answer, or None)."""
+        if not rows:
+            return rows
+        ids = [row["id"] for row in rows]
+        condition, param = self._in_list(conn, "l.paper_id", ids)
+        authors_of: dict[int, list[str]] = {i: [] for i in ids}
+        for paper_id, name in conn.exec_driver_sql(
+            "SELECT l.paper_id, a.name FROM paper_authors l JOIN authors a ON a.id = l.author_id "
+            f"WHERE {condition} ORDER BY l.paper_id, l.position",
+            (param,),
+        ):
+            authors_of[paper_id].append(name)
+        categories_of: dict[int, list[str]] = {i: [] for i in ids}
+        for paper_id, category in conn.exec_driver_sql(
+            f"SELECT l.paper_id, l.category FROM paper_categories l WHERE {condition} "
+            "ORDER BY l.paper_id, l.is_primary DESC, l.category",
+            (param,),
+        ):
+            categories_of[paper_id].append(category)
+        found = conn.execute(
+            select(predictions).where(
+                predictions.c.model_name == model_name, predictions.c.paper_id.in_(ids)
+            )
+        )
+        predicted = {row.paper_id: dict(row._mapping) for row in found}
+        for row in rows:
+            row["authors"] = authors_of[row["id"]]
+            row["categories"] = categories_of[row["id"]]
+            row["prediction"] = predicted.get(row["id"])
+        return rows
+
+
+_LISTED = (
+    papers.c.id, papers.c.arxiv_id, papers.c.version, papers.c.title, papers.c.primary_category,
+    papers.c.published, papers.c.updated, papers.c.abs_url, papers.c.pdf_url,
+    papers.c.content_hash,
+)  # fmt: skip
+_DETAIL = (papers.c.abstract, papers.c.doi, papers.c.journal_ref, papers.c.comments)
+_COLUMNS = ", ".join(f"papers.{c.name}" for c in _LISTED)
+_SEARCH_POSTGRESQL = f"""
+WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english'::regconfig, :q) AS q),
+candidates AS (
+    SELECT papers.id FROM papers, q WHERE papers.search_vector @@ q.q
+    ORDER BY papers.published DESC, papers.id DESC LIMIT :candidates)
+SELECT {_COLUMNS}, ts_rank_cd(papers.search_vector, q.q) AS score
+FROM papers JOIN candidates ON candidates.id = papers.id, q
+ORDER BY score DESC, papers.published DESC, papers.id DESC LIMIT :limit OFFSET :offset
+"""
+_SEARCH_SQLITE = f"""
+WITH candidates AS (
+    SELECT papers.id FROM papers_fts JOIN papers ON papers.id = papers_fts.rowid
+    WHERE papers_fts MATCH :match
+    ORDER BY papers.published DESC, papers.id DESC LIMIT :candidates)
+SELECT {_COLUMNS}, -bm25(papers_fts, 4.0, 1.0) AS score
+FROM papers_fts JOIN candidates ON candidates.id = papers_fts.rowid
+JOIN papers ON papers.id = papers_fts.rowid
+WHERE papers_fts MATCH :match
+ORDER BY score DESC, papers.published DESC, papers.id DESC LIMIT :limit OFFSET :offset
+"""
+_WORD = re.compile(r"\w+")
+_TERM = re.compile(r'"([^"]*)"|(\w+)')
+
+
+def fts5_query(text_: str) -> str:
+    """An FTS5 MATCH expression for a user's search text: every word and "quoted phrase" must
+    match. Only word characters reach FTS5, so no input can be a query-syntax error or operator.
+    """
+    terms = []
+    for phrase, word in _TERM.findall(text_):
+        words = _WORD.findall(phrase or word)
+        if words:
+            terms.append('"' + " ".join(words) + '"')
+    if not terms:
+        raise ValueError("the search text holds no word to look for")
+    return " ".join(terms)

@@ -74,6 +74,16 @@ papers = Table(
     Column("last_changed_at", UTCDateTime, nullable=False),
 )
 
+# Full-text search lives outside the metadata (migration 0003): a generated tsvector column on
+# PostgreSQL, an FTS5 table with its shadow tables on SQLite. Schema comparisons skip them.
+SEARCH_OBJECTS = ("search_vector", "ix_papers_search_vector", "papers_fts")
+
+
+def include_object(_object: Any, name: str | None, *_: Any) -> bool:
+    """Alembic's filter: everything but the full-text search objects."""
+    return not (name and name.startswith(SEARCH_OBJECTS))
+
+
 # An author's id is a 64-bit hash of the name (`stores.relational.author_id`), so linking a
 # batch of papers to its authors needs no lookup round trip.
 authors = Table(

@@ -8,7 +8,7 @@ import os
 from alembic import context
 
 from arxiv_kedro.stores.relational import make_engine
-from arxiv_kedro.stores.schema import metadata
+from arxiv_kedro.stores.schema import include_object, metadata
 
 DEFAULT_URL = "sqlite:///data/03_primary/arxiv.db"
 
@@ -26,6 +26,7 @@ def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

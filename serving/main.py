@@ -1,0 +1,74 @@
+"""The FastAPI application: `uvicorn serving.main:app` (`make serve`, port 8500)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from arxiv_kedro import __version__
+from arxiv_kedro.stores import StoreError
+from serving.routes import classify, health, meta, papers
+from serving.security import ClientLimiter, Guard
+from serving.services import Services, Unavailable
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = Services.start(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.keys:
+            logger.warning("API_KEYS is not set: every endpoint is open (fine on localhost only)")
+        svc.model.warm_up()
+        yield
+        svc.close()
+
+    app = FastAPI(
+        title="arxiv-kedro",
+        version=__version__,
+        description="New arXiv papers: browse, search, summaries and translations, categories.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    for router in (health.router, papers.router, classify.router, meta.router):
+        app.include_router(router)
+
+    @app.exception_handler(Unavailable)
+    @app.exception_handler(StoreError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return JSONResponse({"detail": problems or "invalid request"}, status_code=422)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
+    limiter = None
+    if settings.rate_limit_per_minute > 0:
+        redis = svc.redis.store if svc.redis is not None else None
+        limiter = ClientLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst, redis)
+    app.add_middleware(Guard, settings=settings, limiter=limiter)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,225 @@
+"""What the routes read through: the stores (from the Kedro catalog), the cache, the champion
+model and the taxonomy — created once per process, handed out with `Depends(services)`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import mlflow
+from fastapi import Depends, Request
+
+from arxiv_kedro.classification import registry
+from arxiv_kedro.stores import StoreError
+from arxiv_kedro.stores.coordination import Cache, LocalCache, RedisCache
+from arxiv_kedro.stores.documents import DocumentStore
+from arxiv_kedro.stores.relational import PaperStore
+from serving.settings import LOCAL_CACHE_TTL_SECONDS, Settings
+from serving.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+
+class Unavailable(RuntimeError):
+    """A store or the model cannot serve right now (503); the message says why."""
+
+
+class ChampionModel:
+    """The registered champion, loaded once and swapped when the alias moves: the registry is
+    asked at most every `refresh_seconds`; a new version loads in the background while the
+    current one keeps answering."""
+
+    def __init__(self, refresh_seconds: float):
+        self.refresh_seconds = refresh_seconds
+        self._current: registry.Classifier | None = None
+        self._evaluation: dict[str, Any] | None = None
+        self._version: registry.RegisteredVersion | None = None
+        self._checked = -float("inf")
+        self._lock = threading.Lock()
+        self._loading = False
+        self.error: str | None = None
+
+    def get(self) -> registry.Classifier:
+        """The champion model; `Unavailable` when there is none (yet) or it cannot load."""
+        self._refresh()
+        if self._current is None:
+            with self._lock:  # the first request loads it; the others wait for it
+                if self._current is None:
+                    self._load()
+        if self._current is None:
+            raise Unavailable(self.error or "no champion model")
+        return self._current
+
+    def info(self) -> tuple[registry.RegisteredVersion, dict[str, Any]] | None:
+        """The champion's registry entry and evaluation report, without loading the model."""
+        self._refresh()
+        if self._version is None:
+            return None
+        if self._evaluation is None or self._evaluation.get("_version") != self._version.version:
+            self._evaluation = {"_version": self._version.version, **_evaluation(self._version)}
+        return self._version, self._evaluation
+
+    def warm_up(self) -> None:
+        threading.Thread(target=self._try_get, name="model-warm-up", daemon=True).start()
+
+    def _try_get(self) -> None:
+        try:
+            self.get()
+        except Unavailable as exc:
+            logger.warning("No model for /v1/classify yet: %s", exc)
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.refresh_seconds:
+            return
+        self._checked = now
+        try:
+            self._version = registry.champion_version()
+        except Exception as exc:  # the registry is a remote service: keep serving what we have
+            self.error = f"the model registry at {registry.tracking_uri()} failed: {exc}"
+            logger.warning(self.error)
+            return
+        if self._version is None:
+            self.error = (
+                f"no {registry.MODEL_NAME}@{registry.CHAMPION} in the registry at "
+                f"{registry.tracking_uri()}: train one with `kedro run --pipeline training`"
+            )
+        elif self._current is not None and self._current.version != self._version.version:
+            self._reload_in_background()
+
+    def _reload_in_background(self) -> None:
+        with self._lock:
+            if self._loading:
+                return
+            self._loading = True
+
+        def reload() -> None:
+            with self._lock:
+                try:
+                    self._load()
+                finally:
+                    self._loading = False
+
+        threading.Thread(target=reload, name="model-reload", daemon=True).start()
+
+    def _load(self) -> None:
+        """Load the version found by the last refresh (call with the lock held)."""
+        if self._version is None:
+            return
+        try:
+            started = time.monotonic()
+            self._current = self._version.load()
+            self.error = None
+            logger.info(
+                "Serving %s version %s (loaded in %.1f s)",
+                self._current.name,
+                self._current.version,
+                time.monotonic() - started,
+            )
+        except Exception as exc:
+            self.error = f"cannot load {registry.MODEL_NAME} version {self._version.version}: {exc}"
+            logger.error(self.error)
+
+
+def _evaluation(version: registry.RegisteredVersion) -> dict[str, Any]:
+    """The run's `evaluation_report.json` (metrics and per-class scores); metrics from the
+    version's tags when the report cannot be read."""
+    metrics = {
+        key.removeprefix("evaluation."): float(value)
+        for key, value in version.tags.items()
+        if key.startswith("evaluation.")
+    }
+    report: dict[str, Any] = {"metrics": metrics, "per_class": {}}
+    if version.run_id:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id,
+                artifact_path="evaluation_report.json",
+                tracking_uri=registry.tracking_uri(),
+            )
+            report = json.loads(Path(path).read_text())
+        except Exception as exc:
+            logger.warning(
+                "No evaluation report for %s v%s: %s", version.name, version.version, exc
+            )
+    return {**report, "trained_through": version.tags.get("trained_through")}
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Any  # kedro.io.DataCatalog holding the store datasets
+    cache: Cache
+    cache_ttl: float
+    model: ChampionModel
+    taxonomy: Taxonomy
+    _opened: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        catalog = settings.catalog()
+        if "api_cache" in catalog:
+            cache: Cache = catalog["api_cache"].load()
+            ttl = settings.cache_ttl_seconds
+        else:
+            cache, ttl = LocalCache(), min(settings.cache_ttl_seconds, LOCAL_CACHE_TTL_SECONDS)
+        model = ChampionModel(settings.model_refresh_seconds)
+        model.warm_up()
+        return cls(settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy))
+
+    @property
+    def papers(self) -> PaperStore:
+        return self._store("paper_store")
+
+    @property
+    def documents(self) -> DocumentStore:
+        return self._store("document_store")
+
+    @property
+    def redis(self) -> RedisCache | None:
+        return self.cache if isinstance(self.cache, RedisCache) else None
+
+    def _store(self, name: str) -> Any:
+        store = self._opened.get(name)
+        if store is None:  # until the store answers, each request tries to connect again
+            try:
+                store = self._opened[name] = self.catalog[name].load()
+            except StoreError as exc:
+                raise Unavailable(str(exc)) from exc
+        return store
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()` (JSON-ready) through the cache; a cache outage only costs speed."""
+        if self.cache_ttl <= 0:
+            return compute()
+        try:
+            hit = self.cache.get(key)
+        except StoreError as exc:
+            logger.warning("Cache read failed, serving uncached: %s", exc)
+            return compute()
+        if hit is not None:
+            return hit
+        value = compute()
+        try:
+            self.cache.set(key, value, self.cache_ttl)
+        except StoreError as exc:
+            logger.warning("Cache write failed: %s", exc)
+        return value
+
+    def close(self) -> None:
+        for store in self._opened.values():
+            store.close()
+        self._opened.clear()
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+Svc = Annotated[Services, Depends(services)]
