@@ -1,4 +1,4 @@
-# The project image: Kedro pipelines (and, later, the API) on Python 3.11, run as a non-root user.
+# The project image: Kedro pipelines, the REST API and the UI on Python 3.11, run as a non-root user.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,6 +14,8 @@ RUN pip install -c requirements.lock . \
     && useradd --create-home --uid 1000 arxiv
 COPY conf ./conf
 COPY alembic.ini ./
+COPY serving ./serving
+COPY app ./app
 RUN mkdir -p data/01_raw data/03_primary data/06_models data/08_reporting mlartifacts \
     && chown -R arxiv:arxiv data mlartifacts
 

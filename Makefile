@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: run test lint format lock bench clean
+.PHONY: run test serve app lint format lock bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -21,11 +21,26 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/kedro run $(ARGS)
 
-## make test — the whole suite (needs PostgreSQL on 127.0.0.1:5432; see README).
-test: $(STAMP)
+## make test — the whole suite (needs PostgreSQL on 127.0.0.1:5432; see README). The UI tests
+## drive Debian's chromium, installed here when missing (never a browser download by a test tool).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+## make serve — the REST API on http://127.0.0.1:8500 (docs/api.md), over the stores of KEDRO_ENV.
+serve: $(STAMP)
+	$(BIN)/uvicorn serving.main:app --host 127.0.0.1 --port 8500 $(ARGS)
+
+## make app — the Streamlit UI on http://127.0.0.1:8501, talking to the API at API_URL.
+app: $(STAMP)
+	$(BIN)/streamlit run app/main.py --server.port 8501 --server.headless true \
+		--browser.gatherUsageStats false $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

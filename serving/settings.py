@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     conf_source: Path = Path("conf")
     kedro_env: str = Field("local", validation_alias=AliasChoices("KEDRO_ENV", "API_KEDRO_ENV"))
     taxonomy: Path | None = Field(
-        None, validation_alias=AliasChoices("ARXIV_TAXONOMY", "API_TAXONOMY")
+        Path("data/01_raw/arxiv-taxonomy.json"),
+        validation_alias=AliasChoices("ARXIV_TAXONOMY", "API_TAXONOMY"),
     )
 
     @field_validator("keys", "cors_origins", mode="before")

@@ -25,8 +25,12 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: Path | None) -> Taxonomy:
-        if path is None:
-            logger.warning("ARXIV_TAXONOMY is not set: categories are shown by their ids only")
+        if path is None or not path.exists():
+            logger.warning(
+                "No arXiv taxonomy file (ARXIV_TAXONOMY=%s): categories are shown by their ids; "
+                "point it at arxiv-browse's taxonomy JSON for their names",
+                path or "",
+            )
             return cls({})
         try:
             raw = json.loads(path.read_text())

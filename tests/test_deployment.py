@@ -118,3 +118,19 @@ def test_every_source_folder_is_a_package_so_non_editable_installs_ship_it():
     for folder in {path.parent for path in source.rglob("*.py")}:
         if "__pycache__" not in folder.parts:
             assert (folder / "__init__.py").exists(), f"{folder} is not a package"
+
+
+def test_the_api_serves_the_prod_stores_behind_keys_and_the_ui_talks_to_it():
+    api, ui = SERVICES["api"], SERVICES["app"]
+    environment = api["environment"]
+    assert environment["KEDRO_ENV"] == "prod"
+    assert {"DATABASE_URL", "MONGO_URI", "REDIS_URL", "MLFLOW_TRACKING_URI"} <= set(environment)
+    assert re.fullmatch(r"\$\{API_KEYS:\?[^}]+\}", environment["API_KEYS"]), "keys are required"
+    module, _, attribute = api["command"][api["command"].index("uvicorn") + 1].partition(":")
+    assert (PROJECT_ROOT / (module.replace(".", "/") + ".py")).is_file() and attribute == "app"
+    assert (PROJECT_ROOT / ui["command"][ui["command"].index("run") + 1]).is_file()
+    assert ui["environment"]["API_URL"] == "http://api:8500" and "api" in ui["depends_on"]
+    assert not {"DATABASE_URL", "MONGO_URI", "REDIS_URL"} & set(ui["environment"]), "API only"
+    for service in (api, ui):
+        assert all(p.startswith("127.0.0.1:") for p in service["ports"])
+    assert "healthcheck" in api
