@@ -237,9 +237,12 @@ def test_api_run_on_prod(
     mongo_database: str,
     redis_db: redis.Redis,
 ) -> None:
+    cached = "arxiv-kedro:cache:paper:2503.00001"  # what the REST API would have cached
+    redis_db.set(cached, "{}")
     code, output, _ = api_run(project, corpus_server, prod_env)
 
     assert code == 0, output
+    assert redis_db.exists(cached) == 0, "the hook empties the API cache once papers are written"
     assert f"new {len(expected)} /" in output
     url = prod_env["DATABASE_URL"]
     ids = paper_ids(url)
