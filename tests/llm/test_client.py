@@ -6,11 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 import httpx2
 import pytest
-import yaml
 
 from arxiv_kedro.datasets.llm_client import LlmClientDataset
 from arxiv_kedro.llm import summaries as s
@@ -33,6 +31,7 @@ from tests.support.mistral_server import (
     invalid_content,
     malformed,
     not_json,
+    prompt_messages,
     prompt_tokens,
     status,
     summary_text,
@@ -40,7 +39,6 @@ from tests.support.mistral_server import (
     word_count,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-0123456789abcdef"
 BACKOFF = 0.05
 TITLE = "Sparse attention for long documents"
@@ -49,9 +47,6 @@ ABSTRACT = (
     "and attends locally elsewhere. It matches dense attention on three benchmarks while using "
     "a tenth of the memory."
 )
-PROMPTS = yaml.safe_load(
-    (PROJECT_ROOT / "conf" / "base" / "parameters_summarization.yml").read_text()
-)["summarization"]["prompts"]
 
 
 def summarize_messages(languages: str = "fr (French), es (Spanish)") -> list[dict[str, str]]:
@@ -62,11 +57,7 @@ def summarize_messages(languages: str = "fr (French), es (Spanish)") -> list[dic
         "max_chars": 700,
         "languages": languages,
     }
-    prompt = PROMPTS["summarize"]
-    return [
-        {"role": "system", "content": s.render(prompt["system"], **values)},
-        {"role": "user", "content": s.render(prompt["user"], **values)},
-    ]
+    return prompt_messages("summarize", **values)
 
 
 @pytest.fixture

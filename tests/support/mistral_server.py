@@ -28,9 +28,28 @@ import re
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from arxiv_kedro.llm import summaries
 from tests.support.local_server import LocalServer
+
+# The project's own prompts, so the tests send what the pipeline sends.
+PROMPTS = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "conf/base/parameters_summarization.yml").read_text()
+)["summarization"]["prompts"]
+
+
+def prompt_messages(name: str, **values: Any) -> list[dict[str, str]]:
+    """The system and user messages of the project's prompt `name`, filled with `values`."""
+    prompt = PROMPTS[name]
+    return [
+        {"role": role, "content": summaries.render(prompt[role], **values)}
+        for role in ("system", "user")
+    ]
+
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 JSON_CONTENT_TYPE = "application/json"

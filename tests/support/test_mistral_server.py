@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
-from arxiv_kedro.llm import summaries as s
 from arxiv_kedro.llm.checks import problems
 
 from .mistral_server import (
@@ -23,6 +20,7 @@ from .mistral_server import (
     malformed,
     not_json,
     overlong,
+    prompt_messages,
     requested_languages,
     status,
     summary_text,
@@ -30,37 +28,25 @@ from .mistral_server import (
     wrong_language,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-server-test"
-PROMPTS = yaml.safe_load(
-    (PROJECT_ROOT / "conf" / "base" / "parameters_summarization.yml").read_text()
-)["summarization"]["prompts"]
 TITLE = "Quantum error correction with biased noise"
 ABSTRACT = "We correct errors. The noise is biased. Thresholds improve markedly."
 
 
 def summarize_body(languages: str = "fr (French), es (Spanish), de (German)") -> dict:
     values = {"title": TITLE, "abstract": ABSTRACT, "min_chars": 80, "max_chars": 700}
-    prompt = PROMPTS["summarize"]
     return {
         "model": "mistral-small-latest",
-        "messages": [
-            {"role": "system", "content": s.render(prompt["system"], **values)},
-            {"role": "user", "content": s.render(prompt["user"], languages=languages, **values)},
-        ],
+        "messages": prompt_messages("summarize", languages=languages, **values),
         "response_format": {"type": "json_object"},
     }
 
 
 def translate_body(summary: str, languages: str = "it (Italian)") -> dict:
-    prompt = PROMPTS["translate"]
     values = {"summary": summary, "languages": languages}
     return {
         "model": "mistral-medium-latest",
-        "messages": [
-            {"role": "system", "content": s.render(prompt["system"], **values)},
-            {"role": "user", "content": s.render(prompt["user"], **values)},
-        ],
+        "messages": prompt_messages("translate", **values),
     }
 
 
