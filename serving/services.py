@@ -16,7 +16,7 @@ import mlflow
 from fastapi import Depends, Request
 
 from arxiv_kedro.classification import registry
-from arxiv_kedro.stores import StoreError
+from arxiv_kedro.stores import StoreError, masked
 from arxiv_kedro.stores.coordination import Cache, LocalCache, RedisCache
 from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational import PaperStore
@@ -31,39 +31,49 @@ class Unavailable(RuntimeError):
 
 
 class ChampionModel:
-    """The registered champion, loaded once and swapped when the alias moves: the registry is
-    asked at most every `refresh_seconds`; a new version loads in the background while the
-    current one keeps answering."""
+    """The registered champion, loaded once and swapped when the alias moves. The registry is
+    asked at most every `refresh_seconds`, in the background once a model serves: requests
+    never wait for the registry or for a new version to load."""
 
     def __init__(self, refresh_seconds: float):
         self.refresh_seconds = refresh_seconds
-        self._current: registry.Classifier | None = None
-        self._evaluation: dict[str, Any] | None = None
-        self._version: registry.RegisteredVersion | None = None
-        self._checked = -float("inf")
-        self._lock = threading.Lock()
-        self._loading = False
         self.error: str | None = None
+        self._current: registry.Classifier | None = None
+        self._version: registry.RegisteredVersion | None = None
+        self._evaluation: dict[str, Any] | None = None
+        self._checked = -float("inf")
+        self._lock = threading.Lock()  # one registry check or model load at a time
+        self._refreshing = False
 
     def get(self) -> registry.Classifier:
         """The champion model; `Unavailable` when there is none (yet) or it cannot load."""
-        self._refresh()
-        if self._current is None:
-            with self._lock:  # the first request loads it; the others wait for it
-                if self._current is None:
-                    self._load()
+        current = self._current
+        if current is not None:
+            self._refresh_in_background()
+            return current
+        with self._lock:  # the first requests wait for the first load
+            if self._current is None and self._due():
+                self._check()
+                self._load()
         if self._current is None:
             raise Unavailable(self.error or "no champion model")
         return self._current
 
     def info(self) -> tuple[registry.RegisteredVersion, dict[str, Any]] | None:
         """The champion's registry entry and evaluation report, without loading the model."""
-        self._refresh()
         if self._version is None:
+            with self._lock:
+                if self._version is None and self._due():
+                    self._check()
+        else:
+            self._refresh_in_background()
+        version = self._version
+        if version is None:
             return None
-        if self._evaluation is None or self._evaluation.get("_version") != self._version.version:
-            self._evaluation = {"_version": self._version.version, **_evaluation(self._version)}
-        return self._version, self._evaluation
+        evaluation = self._evaluation
+        if evaluation is None or evaluation["version"] != version.version:
+            evaluation = self._evaluation = {"version": version.version, **_evaluation(version)}
+        return version, evaluation
 
     def warm_up(self) -> None:
         threading.Thread(target=self._try_get, name="model-warm-up", daemon=True).start()
@@ -74,56 +84,59 @@ class ChampionModel:
         except Unavailable as exc:
             logger.warning("No model for /v1/classify yet: %s", exc)
 
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < self.refresh_seconds:
+    def _due(self) -> bool:
+        return time.monotonic() - self._checked >= self.refresh_seconds
+
+    def _refresh_in_background(self) -> None:
+        if self._refreshing or not self._due():
             return
-        self._checked = now
+        self._refreshing = True
+
+        def refresh() -> None:
+            try:
+                with self._lock:
+                    self._check()
+                    if self._current is None or (
+                        self._version is not None and self._version.version != self._current.version
+                    ):
+                        self._load()
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=refresh, name="model-refresh", daemon=True).start()
+
+    def _check(self) -> None:
+        """Ask the registry which version is the champion (call with the lock held)."""
+        self._checked = time.monotonic()
         try:
             self._version = registry.champion_version()
         except Exception as exc:  # the registry is a remote service: keep serving what we have
-            self.error = f"the model registry at {registry.tracking_uri()} failed: {exc}"
+            self.error = f"the model registry at {masked(registry.tracking_uri())} failed: {exc}"
             logger.warning(self.error)
             return
         if self._version is None:
             self.error = (
                 f"no {registry.MODEL_NAME}@{registry.CHAMPION} in the registry at "
-                f"{registry.tracking_uri()}: train one with `kedro run --pipeline training`"
+                f"{masked(registry.tracking_uri())}: train one with `kedro run --pipeline training`"
             )
-        elif self._current is not None and self._current.version != self._version.version:
-            self._reload_in_background()
-
-    def _reload_in_background(self) -> None:
-        with self._lock:
-            if self._loading:
-                return
-            self._loading = True
-
-        def reload() -> None:
-            with self._lock:
-                try:
-                    self._load()
-                finally:
-                    self._loading = False
-
-        threading.Thread(target=reload, name="model-reload", daemon=True).start()
 
     def _load(self) -> None:
-        """Load the version found by the last refresh (call with the lock held)."""
-        if self._version is None:
+        """Load the version found by the last check (call with the lock held)."""
+        version = self._version
+        if version is None or (self._current and self._current.version == version.version):
             return
         try:
             started = time.monotonic()
-            self._current = self._version.load()
+            self._current = version.load()
             self.error = None
             logger.info(
                 "Serving %s version %s (loaded in %.1f s)",
-                self._current.name,
-                self._current.version,
+                version.name,
+                version.version,
                 time.monotonic() - started,
             )
         except Exception as exc:
-            self.error = f"cannot load {registry.MODEL_NAME} version {self._version.version}: {exc}"
+            self.error = f"cannot load {version.name} version {version.version}: {exc}"
             logger.error(self.error)
 
 
