@@ -40,7 +40,7 @@ serve: $(STAMP)
 ## make app — the Streamlit UI on http://127.0.0.1:8501, talking to the API at API_URL.
 app: $(STAMP)
 	$(BIN)/streamlit run app/main.py --server.port 8501 --server.headless true \
-		--browser.gatherUsageStats false $(ARGS)
+		--browser.gatherUsageStats false --client.toolbarMode viewer $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""The Streamlit UI: it reads and classifies papers through the REST API only."""

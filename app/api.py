@@ -1,0 +1,147 @@
+"""A small client of the arXiv-kedro REST API (docs/api.md): the only way the UI reaches data."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8500"
+# Connecting to a local API is instant when it is up; a short connect timeout makes "down" quick.
+TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+
+
+class ApiUnavailable(Exception):
+    """The API is not reachable or failed (5xx); the message says what to do."""
+
+
+class ApiError(Exception):
+    """The API refused the request (4xx); `detail` is its explanation."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class ApiClient:
+    """Calls the API with timeouts; errors become `ApiUnavailable` or `ApiError`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+    ):
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    @classmethod
+    def from_env(cls) -> ApiClient:
+        """`API_URL` (default http://127.0.0.1:8500) and the optional `API_KEY`."""
+        return cls(os.environ.get("API_URL") or DEFAULT_URL, os.environ.get("API_KEY") or None)
+
+    def papers(
+        self,
+        *,
+        category: str | None = None,
+        published_from: date | None = None,
+        published_to: date | None = None,
+        has_summary: bool | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of papers, newest first: `{"items": [...], "next_cursor": ...}`."""
+        params = {
+            "category": category,
+            "published_from": published_from.isoformat() if published_from else None,
+            "published_to": published_to.isoformat() if published_to else None,
+            "has_summary": None if has_summary is None else str(has_summary).lower(),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._request("GET", "/v1/papers", params=params)
+
+    def search(self, q: str, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """One page of papers matching `q`, most relevant first."""
+        return self._request("GET", "/v1/search", params={"q": q, "limit": limit, "cursor": cursor})
+
+    def paper(self, arxiv_id: str) -> dict[str, Any]:
+        """One paper in full; old-style ids keep their slash in the path, as the API expects."""
+        return self._request("GET", f"/v1/papers/{arxiv_id}")
+
+    def classify(self, title: str, abstract: str) -> dict[str, Any]:
+        """The three likeliest categories of a title and abstract, and the model that said so."""
+        return self._request("POST", "/v1/classify", json={"title": title, "abstract": abstract})
+
+    def categories(self) -> list[dict[str, Any]]:
+        """Every category with its name, group and counts, most papers first."""
+        return self._request("GET", "/v1/categories")["items"]
+
+    def stats(self) -> dict[str, Any]:
+        """Totals, freshness, papers per day and the champion model's evaluation."""
+        return self._request("GET", "/v1/stats")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(
+        self, method: str, path: str, *, params: dict | None = None, json: Any = None
+    ) -> Any:
+        if params is not None:
+            params = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=params, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ApiUnavailable(
+                f"The arXiv-kedro API at {self.base_url} is not reachable: "
+                "start it with `make serve`"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ApiUnavailable(
+                f"The arXiv-kedro API at {self.base_url} did not answer in time: "
+                "it may be busy, try again in a moment"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(
+                f"The arXiv-kedro API at {self.base_url} could not be reached ({exc})"
+            ) from exc
+        if response.status_code >= 500:
+            raise ApiUnavailable(
+                f"The arXiv-kedro API at {self.base_url} could not answer "
+                f"({response.status_code}): {_detail(response)}"
+            )
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _detail(response))
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiUnavailable(
+                f"{self.base_url} did not answer with JSON: is API_URL the arXiv-kedro API?"
+            ) from exc
+
+
+def _detail(response: httpx.Response) -> str:
+    """The API's `detail`; FastAPI's request validation errors (422) carry a list of them."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str) and detail:
+        return detail
+    if isinstance(detail, list) and detail:
+        return "; ".join(_validation_message(item) for item in detail)
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _validation_message(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", [])[1:])
+    message = str(item.get("msg", item))
+    return f"{where}: {message}" if where else message

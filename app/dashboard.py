@@ -1,0 +1,155 @@
+"""Dashboard: what the store holds, how fast papers arrive, and how good the champion model is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import ui
+
+TOP_CATEGORIES = 8  # more colours than this make a stacked chart unreadable: the rest is "other"
+LABELS = alt.Axis(labelLimit=280)  # category names are long; vega cuts labels at 180 px
+BOTTOM = {"orient": "bottom", "columns": 4}  # legends below: half-width charts keep their width
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro F1",
+    "top3_accuracy": "Top-3 accuracy",
+    "ece": "Calibration error (ECE)",
+}
+
+
+def render() -> None:
+    title, refresh = st.columns([6, 1], vertical_alignment="bottom")
+    title.header("Dashboard")
+    refresh.button("Refresh", icon=":material/refresh:", on_click=_refresh, width="stretch")
+    stats = ui.stats()
+    categories = ui.categories()
+    _totals(stats)
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Papers per day")
+        _papers_per_day(stats["papers_per_day"], ui.category_names())
+    with right:
+        st.subheader("Papers per category")
+        _papers_per_category(categories)
+    _model(stats.get("model"))
+
+
+def _refresh() -> None:
+    """Forget the cached counts, e.g. right after a pipeline run."""
+    ui.stats.clear()
+    ui.categories.clear()
+
+
+def _totals(stats: dict[str, Any]) -> None:
+    columns = st.columns(4)
+    for column, (label, key) in zip(
+        columns,
+        [("Papers", "papers"), ("Summaries", "summaries"), ("Predictions", "predictions"),
+         ("Quarantined", "quarantined")],
+        strict=True,
+    ):  # fmt: skip
+        column.metric(label, f"{stats[key]:,}")
+    facts = [f"Newest paper published {ui.day(stats.get('latest_published'))}"]
+    run = stats.get("last_ingestion")
+    if run:
+        facts.append(
+            f"last ingestion {run['status']} {ui.day(run.get('finished_at'))}: "
+            f"{run.get('new', 0):,} new, {run.get('updated', 0):,} updated"
+        )
+    st.caption("; ".join(facts))
+
+
+def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
+    if not rows:
+        st.info("No papers yet: run the ingestion pipeline (`make run`).")
+        return
+    frame = pd.DataFrame(rows)
+    top = frame.groupby("category")["papers"].sum().nlargest(TOP_CATEGORIES).index
+    frame["category"] = frame["category"].where(frame["category"].isin(top), "other")
+    frame = frame.groupby(["day", "category"], as_index=False)["papers"].sum()
+    frame["name"] = frame["category"].map(lambda c: names.get(c, c))
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("day:T", title=None, axis=alt.Axis(format="%d %b")),
+            y=alt.Y("sum(papers):Q", title="papers"),
+            color=alt.Color(
+                "category:N", title=None, sort=[*top, "other"], legend=alt.Legend(**BOTTOM)
+            ),
+            tooltip=["day:T", "category:N", "name:N", "papers:Q"],
+        )
+        .properties(height=320)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _papers_per_category(categories: list[dict[str, Any]]) -> None:
+    if not categories:
+        st.info("No categories yet: run the ingestion pipeline (`make run`).")
+        return
+    frame = pd.DataFrame(categories[:15])
+    frame["label"] = frame["name"] + " (" + frame["category"] + ")"
+    long = frame.melt(
+        id_vars=["label", "category"],
+        value_vars=["papers", "cross_listed"],
+        var_name="kind",
+        value_name="count",
+    )
+    long["kind"] = long["kind"].map({"papers": "primary", "cross_listed": "cross-listed"})
+    chart = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(count):Q", title="papers"),
+            y=alt.Y("label:N", title=None, sort=list(frame["label"]), axis=LABELS),
+            color=alt.Color(
+                "kind:N", title=None, sort=["primary", "cross-listed"], legend=alt.Legend(**BOTTOM)
+            ),
+            tooltip=["label:N", "kind:N", "count:Q"],
+        )
+        .properties(height=alt.Step(22))
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _model(model: dict[str, Any] | None) -> None:
+    st.subheader("Champion model")
+    if model is None:
+        st.info("No model yet: train one with `kedro run --pipeline training`.")
+        return
+    trained = f", trained on papers up to {ui.day(model['trained_through'])}"
+    st.caption(
+        f"{model['name']} version {model['version']}"
+        + (trained if model.get("trained_through") else "")
+    )
+    metrics = model.get("metrics") or {}
+    if metrics:
+        for column, (key, value) in zip(st.columns(len(metrics)), metrics.items(), strict=True):
+            column.metric(METRIC_LABELS.get(key, key), f"{value:.3f}")
+    per_class = model.get("per_class") or []
+    if not per_class:
+        return
+    st.markdown("**F1 per category**")
+    frame = pd.DataFrame(per_class)
+    frame["label"] = frame["name"] + " (" + frame["category"] + ")"
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "f1:Q",
+                title="F1",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(values=[i / 10 for i in range(11)]),
+            ),
+            y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
+            tooltip=["label:N", "precision:Q", "recall:Q", "f1:Q", "support:Q"],
+        )
+        .properties(height=alt.Step(22))
+    )
+    st.altair_chart(chart, width="stretch")
