@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro import __version__
 from arxiv_kedro.stores import StoreError
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    @app.exception_handler(OperationalError)  # the database went away after the store opened
+    async def database_lost(request: Request, exc: OperationalError) -> JSONResponse:
+        detail = f"the relational store is not available: {exc.orig or exc}"
+        return JSONResponse({"detail": detail}, status_code=503)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -56,18 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return JSONResponse({"detail": problems or "invalid request"}, status_code=422)
 
-    if settings.cors_origins:
+    limiter = None
+    if settings.rate_limit_per_minute > 0:
+        redis = svc.redis.store if svc.redis is not None else None
+        limiter = ClientLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst, redis)
+    app.add_middleware(Guard, settings=settings, limiter=limiter)
+    if settings.cors_origins:  # outermost: 413 and 429 answers carry CORS headers too
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key"],
         )
-    limiter = None
-    if settings.rate_limit_per_minute > 0:
-        redis = svc.redis.store if svc.redis is not None else None
-        limiter = ClientLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst, redis)
-    app.add_middleware(Guard, settings=settings, limiter=limiter)
     return app
 
 

@@ -67,8 +67,12 @@ class ClientLimiter:
         return local.try_acquire()
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised while a streamed body comes in. An HTTPException, so FastAPI's body parsing lets
+    it through (it turns any other error into a 400) and the app answers 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is over {limit} bytes")
 
 
 class Guard:
@@ -109,7 +113,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracked_send(message: Message) -> None:

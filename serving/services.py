@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import mlflow
 from fastapi import Depends, Request
+from kedro.io import DatasetError
 
 from arxiv_kedro.classification import registry
 from arxiv_kedro.stores import StoreError, masked
@@ -183,7 +184,6 @@ class Services:
         else:
             cache, ttl = LocalCache(), min(settings.cache_ttl_seconds, LOCAL_CACHE_TTL_SECONDS)
         model = ChampionModel(settings.model_refresh_seconds)
-        model.warm_up()
         return cls(settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy))
 
     @property
@@ -203,8 +203,10 @@ class Services:
         if store is None:  # until the store answers, each request tries to connect again
             try:
                 store = self._opened[name] = self.catalog[name].load()
-            except StoreError as exc:
-                raise Unavailable(str(exc)) from exc
+            except DatasetError as exc:  # Kedro wraps what a dataset's `load` raised
+                if not isinstance(exc.__cause__, StoreError):
+                    raise
+                raise Unavailable(str(exc.__cause__)) from exc
         return store
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:

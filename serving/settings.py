@@ -21,7 +21,10 @@ LOCAL_CACHE_TTL_SECONDS = 10.0  # no Redis: pipelines cannot invalidate, so entr
 class Settings(BaseSettings):
     """`API_KEYS=a,b API_CORS_ORIGINS=https://x.org …` (see docs/api.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="API_", env_ignore_empty=True)
+    # populate_by_name: `Settings(kedro_env=..., taxonomy=...)` works, not only the env aliases
+    model_config = SettingsConfigDict(
+        env_prefix="API_", env_ignore_empty=True, populate_by_name=True
+    )
 
     keys: Annotated[tuple[str, ...], NoDecode] = ()
     read_requires_key: bool = False

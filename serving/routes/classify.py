@@ -14,7 +14,7 @@ from serving.services import Svc
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(write_key)])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 413, 429, 503)
+    code: {"model": Problem} for code in (401, 403, 413, 422, 429, 503)
 }
 
 

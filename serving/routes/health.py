@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro import __version__
 from arxiv_kedro.stores import StoreError
@@ -53,5 +54,5 @@ def ready(svc: Svc) -> JSONResponse:
 def _check(probe: Callable[[], str]) -> dict:
     try:
         return {"ok": True, "detail": probe()}
-    except (Unavailable, StoreError) as exc:
+    except (Unavailable, StoreError, OperationalError) as exc:
         return {"ok": False, "detail": str(exc)}

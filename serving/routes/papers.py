@@ -28,7 +28,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/papers", response_model=PaperPage, responses=ERRORS)
+@router.get("/papers", response_model=PaperPage, responses={**ERRORS, 422: {"model": Problem}})
 def list_papers(
     svc: Svc,
     category: Annotated[
@@ -52,6 +52,8 @@ def list_papers(
             after = (datetime.fromisoformat(position["published"]), position["id"])
         except ValueError as exc:
             raise HTTPException(400, "invalid cursor") from exc
+        if not 0 < position["id"] < 2**63:  # paper ids are BIGINTs: others fail in the driver
+            raise HTTPException(400, "invalid cursor: pass the next_cursor of a previous page")
     key = f"papers:{category}:{published_from}:{published_to}:{has_summary}:{limit}:{cursor}"
     return svc.cached(
         key,
@@ -73,7 +75,10 @@ def _page(
     bounds = {
         "category": category,
         "published_from": _start(published_from),
-        "published_before": _start(published_to + timedelta(days=1)) if published_to else None,
+        # 9999-12-31 has no next day: it bounds nothing
+        "published_before": _start(published_to + timedelta(days=1))
+        if published_to and published_to < date.max
+        else None,
     }
     batch = limit + 1 if has_summary is None else max(4 * limit, 200)
     items: list[dict] = []

@@ -660,9 +660,9 @@ class PaperStore:
         """
         with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
-                if not _WORD.search(query_text):
-                    raise ValueError("the search text holds no word to look for")
-                sql, params = _SEARCH_POSTGRESQL, {"q": query_text}
+                # The same quoted terms: websearch_to_tsquery then reads every word literally,
+                # as FTS5 does (unquoted, `or` and a leading `-` would be operators).
+                sql, params = _SEARCH_POSTGRESQL, {"q": fts5_query(query_text)}
             else:
                 sql, params = _SEARCH_SQLITE, {"match": fts5_query(query_text)}
             query = text(sql).columns(*_LISTED, literal_column("score", Float))

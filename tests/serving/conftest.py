@@ -1,0 +1,438 @@
+"""The API's two worlds, built once per session with the real pipelines on the same real papers:
+"embedded" (SQLite files, the in-process cache) and "prod" (PostgreSQL, the nx-27017 MongoDB
+server, a Redis cache), both labeled by one champion that `kedro run --pipeline training`
+registered in a SQLite MLflow registry."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pytest
+import redis
+import yaml
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+
+from arxiv_kedro.classification import registry
+from arxiv_kedro.datasets import (
+    LlmClientDataset,
+    PaperSourceDataset,
+    RegisteredModelDataset,
+    RunLockDataset,
+)
+from arxiv_kedro.papers import Paper, from_snapshot_record
+from arxiv_kedro.pipelines import inference, ingestion, summarization
+from arxiv_kedro.stores.documents import DocumentStore
+from arxiv_kedro.stores.relational import PaperStore
+from serving.settings import Settings
+from tests.conftest import REDIS_URL, DocumentServer
+from tests.pipelines.training.test_pipeline import EVERY, UNTIL, set_training
+from tests.support.mistral_server import MistralServer
+from tests.test_kedro_run import PROJECT_ROOT, STORE_SETTINGS, kedro_run
+
+OLD_STYLE_ID = "hep-th/9809096"  # two versions, cross-listed in cond-mat.stat-mech and hep-ph
+UNSEEN_PER_CATEGORY = 10
+SUMMARIZED_EVERY = 10  # every 10th paper is ingested first and summarized
+LLM_PAPERS = 5  # of those, the newest get an LLM summary and translations
+MISTRAL_KEY = "sk-serving-0123456789"
+SUMMARIZATION = yaml.safe_load(
+    (PROJECT_ROOT / "conf" / "base" / "parameters_summarization.yml").read_text()
+)["summarization"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    first: Path  # ingested, then summarized
+    second: Path  # ingested after the summaries: papers without one
+    records: dict[str, dict[str, Any]]  # arxiv_id -> snapshot record of every stored paper
+    unseen: pd.DataFrame  # title, abstract, label of papers newer than any stored
+
+    @cached_property
+    def papers(self) -> dict[str, Paper]:
+        """Every stored paper as the ingestion normalized it, by arxiv_id."""
+        return {arxiv_id: from_snapshot_record(r) for arxiv_id, r in self.records.items()}
+
+
+@dataclass(frozen=True)
+class Champion:
+    uri: str  # the MLflow tracking URI (and registry)
+    version: str
+    run_id: str
+    evaluation: dict[str, Any]  # evaluation_report.json: metrics and per-class scores
+    labels: list[str]
+
+
+@dataclass
+class World:
+    """The stores of one deployment shape, their catalog (conf + env) and its clients."""
+
+    name: str
+    conf: Path
+    env: str
+    taxonomy: Path
+    corpus: Corpus
+    entries: dict[str, Any]  # the store entries of conf/<env>/catalog.yml
+    namespace: str | None = None  # prod: the Redis namespace of `api_cache`
+    stores: DataCatalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stores = self.settings().catalog()
+
+    def settings(self, **overrides: Any) -> Settings:
+        """The API's settings over this world; the rate limit is off unless asked for (the
+        shared clients send far more than a burst of requests)."""
+        values = {
+            "conf_source": self.conf,
+            "kedro_env": self.env,
+            "taxonomy": self.taxonomy,
+            "rate_limit_per_minute": 0,
+            **overrides,
+        }
+        return Settings(**values)
+
+    @property
+    def papers(self) -> PaperStore:
+        return self.stores.load("paper_store")
+
+    @property
+    def documents(self) -> DocumentStore:
+        return self.stores.load("document_store")
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """Summary documents by arxiv_id."""
+        return {d["arxiv_id"]: d for d in self.documents.find("summaries")}
+
+    def close(self) -> None:
+        self.papers.close()
+        self.documents.close()
+
+
+def make_app(settings: Settings) -> FastAPI:
+    # Imported here, not at the top: `serving.main` builds its module-level `app` from the
+    # environment on import, which must not happen before `_isolated_environment` cleaned it.
+    from serving.main import create_app
+
+    return create_app(settings)
+
+
+# --- the environment --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def session_env() -> Iterator[pytest.MonkeyPatch]:
+    """Environment changes that last the session, undone at its end."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(session_env: pytest.MonkeyPatch) -> None:
+    """No API_*, KEDRO_ENV, store or model variable of the developer's shell reaches an app."""
+    for name in list(os.environ):
+        if name.startswith("API_") or name in STORE_SETTINGS:
+            session_env.delenv(name)
+    for name in ("KEDRO_ENV", "ARXIV_TAXONOMY", "MLFLOW_REGISTRY_URI"):
+        session_env.delenv(name, raising=False)
+
+
+# --- the papers -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def taxonomy(shared_data: Path) -> Path:
+    return shared_data / "taxonomy" / "oaipmh_browse_db_taxonomy.json"
+
+
+@pytest.fixture(scope="session")
+def official_names(taxonomy: Path) -> dict[str, str]:
+    """Category id -> its name in arXiv's taxonomy file."""
+    raw = json.loads(taxonomy.read_text())
+    return {
+        f"{c['archive']}.{c['subject_class']}" if c.get("subject_class") else c["archive"]: c[
+            "category_name"
+        ]
+        for c in raw["arXiv_categories"]
+    }
+
+
+@pytest.fixture(scope="session")
+def corpus(
+    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, daily_snapshot: Path
+) -> Corpus:
+    """The training test's papers (every n-th of four categories up to UNTIL, ~2,850) and one
+    old-style paper, as original snapshot lines; ten newer papers per category kept unseen."""
+    directory = tmp_path_factory.mktemp("corpus")
+    listed: Counter[str] = Counter()
+    selected: list[str] = []
+    unseen: list[tuple[str, str, str]] = []
+    with gzip.open(daily_snapshot, "rt", encoding="utf-8") as lines:
+        for line in lines:  # listed oldest first
+            record = json.loads(line)
+            label = record["categories"].split()[0]
+            if label not in EVERY:
+                continue
+            if record["update_date"] < UNTIL:
+                listed[label] += 1
+                if listed[label] % EVERY[label] == 0:
+                    selected.append(line)
+            elif sum(paper[2] == label for paper in unseen) < UNSEEN_PER_CATEGORY:
+                unseen.append((record["title"], record["abstract"], label))
+            elif len(unseen) == UNSEEN_PER_CATEGORY * len(EVERY):
+                break
+    archives = shared_data / "snapshot" / "arxiv-sample-all-archives.jsonl"
+    lines = archives.read_text(encoding="utf-8").splitlines(keepends=True)
+    [old_style] = [line for line in lines if json.loads(line)["id"] == OLD_STYLE_ID]
+    first = [old_style, *selected[::SUMMARIZED_EVERY]]
+    second = [line for i, line in enumerate(selected) if i % SUMMARIZED_EVERY]
+    paths = directory / "first.jsonl", directory / "second.jsonl"
+    for path, part in zip(paths, (first, second), strict=True):
+        path.write_text("".join(part), encoding="utf-8")
+    records = {r["id"]: r for r in map(json.loads, first + second)}
+    frame = pd.DataFrame(unseen, columns=["title", "abstract", "label"])
+    return Corpus(*paths, records, frame)
+
+
+def run(pipeline: Pipeline, stores: DataCatalog, **datasets: Any) -> dict[str, Any]:
+    """Run `pipeline` on the world's store datasets and `datasets` (plain values are wrapped);
+    returns its reports."""
+    catalog = DataCatalog(
+        {
+            "paper_store": stores["paper_store"],
+            "document_store": stores["document_store"],
+            **{
+                name: value if isinstance(value, AbstractDataset) else MemoryDataset(value)
+                for name, value in datasets.items()
+            },
+        }
+    )
+    outputs = SequentialRunner().run(pipeline, catalog)
+    return {name: dataset.load() for name, dataset in outputs.items()}
+
+
+def fill(world: World, workdir: Path) -> None:
+    """Ingest the first papers, summarize them (offline, then the newest few with the local
+    Mistral server), then ingest the others: they have no summary."""
+
+    def ingest(snapshot: Path) -> None:
+        report = run(
+            ingestion.create_pipeline(),
+            world.stores,
+            paper_source=PaperSourceDataset(snapshot=str(snapshot), snapshot_batch_size=1000),
+            ingestion_lock=RunLockDataset("ingestion", path=str(workdir / "ingestion.lock")),
+            **{"params:ingestion": {"snapshot_filter": {}}, "ingestion_report": MemoryDataset()},
+        )["ingestion_report"]
+        assert (report["status"], report["quarantined"]) == ("succeeded", 0), report
+
+    def summarize(llm: LlmClientDataset, **params: Any) -> dict[str, Any]:
+        return run(
+            summarization.create_pipeline(),
+            world.stores,
+            llm=llm,
+            **{
+                "params:summarization": {**copy.deepcopy(SUMMARIZATION), **params},
+                "summarization_report": MemoryDataset(),
+            },
+        )["summarization_report"]
+
+    ingest(world.corpus.first)
+    offline = summarize(LlmClientDataset(api_key=""))
+    assert offline["extractive_summaries"] == offline["papers"] > 100, offline
+    with MistralServer(api_key=MISTRAL_KEY) as server:
+        llm = LlmClientDataset(
+            api_key=MISTRAL_KEY,
+            server_url=server.url,
+            max_retries=1,
+            backoff_seconds=0.01,
+            requests_per_second=100,
+        )
+        online = summarize(llm, max_papers=LLM_PAPERS, concurrency=1)
+    assert online["llm_summaries"] == LLM_PAPERS, online
+    assert online["translations"] == LLM_PAPERS * len(SUMMARIZATION["languages"]), online
+    ingest(world.corpus.second)
+
+
+def label(world: World) -> None:
+    report = run(
+        inference.create_pipeline(),
+        world.stores,
+        champion=RegisteredModelDataset(),
+        **{"params:inference": {"batch_size": 5000}, "inference_report": MemoryDataset()},
+    )["inference_report"]
+    assert report["status"] == "ok", report
+    assert report["predicted"] == len(world.corpus.records), report
+
+
+def write_catalog(conf: Path, env: str, entries: dict[str, Any]) -> None:
+    """conf/base (the repository's) plus `entries` in conf/<env>/catalog.yml."""
+    if not (conf / "base").exists():
+        shutil.copytree(PROJECT_ROOT / "conf" / "base", conf / "base")
+    (conf / env).mkdir(parents=True, exist_ok=True)
+    (conf / env / "catalog.yml").write_text(yaml.safe_dump(entries))
+
+
+# --- the embedded world and the champion --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_project(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, taxonomy: Path
+) -> Iterator[World]:
+    """A project like the repository's, its SQLite stores (conf/local) filled, not labeled."""
+    project = tmp_path_factory.mktemp("embedded")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    (project / "src").mkdir()  # the package itself is installed (editable) in the venv
+    data = project / "data" / "03_primary"
+    data.mkdir(parents=True)
+    entries = {
+        "paper_store": {
+            "type": "arxiv_kedro.datasets.PaperStoreDataset",
+            "url": f"sqlite:///{data / 'arxiv.db'}",
+        },
+        "document_store": {
+            "type": "arxiv_kedro.datasets.DocumentStoreDataset",
+            "url": f"sqlite:///{data / 'documents.db'}",
+        },
+    }
+    write_catalog(project / "conf", "local", entries)
+    world = World("embedded", project / "conf", "local", taxonomy, corpus, entries)
+    fill(world, project)
+    yield world
+    world.close()
+
+
+@pytest.fixture(scope="session")
+def champion(embedded_project: World, session_env: pytest.MonkeyPatch) -> Champion:
+    """One champion trained on the embedded world's papers by `kedro run --pipeline training`;
+    MLFLOW_TRACKING_URI points every app of the session at its registry."""
+    project = embedded_project.conf.parent
+    set_training(project)
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    result = kedro_run(project, "--pipeline", "training", MLFLOW_TRACKING_URI=uri)
+    assert result.returncode == 0, result.stdout
+    session_env.setenv("MLFLOW_TRACKING_URI", uri)
+    found = registry.champion_version()
+    assert found is not None and found.run_id is not None
+    reports = project / "data" / "08_reporting"
+    evaluation = json.loads((reports / "evaluation_report.json").read_text())
+    labels = json.loads((reports / "training_split.json").read_text())["labels"]
+    return Champion(uri, found.version, found.run_id, evaluation, labels)
+
+
+@pytest.fixture(scope="session")
+def embedded(embedded_project: World, champion: Champion) -> World:
+    """SQLite stores, no `api_cache` (the API caches in its own memory), every paper labeled."""
+    label(embedded_project)
+    return embedded_project
+
+
+# --- the prod world -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_namespace() -> Iterator[str]:
+    """A namespace of this session's own on the machine's Redis, emptied at the end."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    namespace = f"arxiv-test-serving-{uuid.uuid4().hex[:12]}"
+    yield namespace
+    keys = list(client.scan_iter(match=f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def prod(
+    tmp_path_factory: pytest.TempPathFactory,
+    corpus: Corpus,
+    taxonomy: Path,
+    champion: Champion,
+    postgres_database: str,
+    document_server: DocumentServer,
+    redis_namespace: str,
+) -> Iterator[World]:
+    """PostgreSQL (a schema of its own), a database on nx-27017, the Redis `api_cache`."""
+    directory = tmp_path_factory.mktemp("prod")
+    schema = f"serving_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    entries = {
+        "paper_store": {
+            "type": "arxiv_kedro.datasets.PaperStoreDataset",
+            "url": f"{postgres_database}?options=-csearch_path%3D{schema}",
+        },
+        "document_store": {
+            "type": "arxiv_kedro.datasets.DocumentStoreDataset",
+            "url": document_server.url,
+            "database": f"arxiv_test_{uuid.uuid4().hex[:12]}",
+        },
+        "api_cache": {
+            "type": "arxiv_kedro.datasets.ApiCacheDataset",
+            "redis_url": REDIS_URL,
+            "namespace": redis_namespace,
+        },
+    }
+    write_catalog(directory / "conf", "prod", entries)
+    world = World("prod", directory / "conf", "prod", taxonomy, corpus, entries, redis_namespace)
+    fill(world, directory)
+    label(world)
+    yield world
+    world.close()
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(
+    scope="session", params=["embedded", pytest.param("prod", marks=pytest.mark.postgres)]
+)
+def world(request: pytest.FixtureRequest) -> World:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def client(world: World) -> Iterator[TestClient]:
+    """The API over `world` with its default settings (rate limit off), for the session."""
+    with TestClient(make_app(world.settings())) as running:
+        yield running
+
+
+@pytest.fixture
+def start(world: World) -> Iterator[Callable[..., TestClient]]:
+    """`start(**settings)`: another API over `world` with these settings, for this test. In
+    prod every app shares the Redis cache, so it is emptied before and after: what an app with
+    other settings cached (e.g. stats without a model) is no other test's answer."""
+    # An address of this test's own: rate-limit buckets in Redis outlive the apps
+    address = (f"client-{uuid.uuid4().hex[:8]}", 50000)
+    cache = world.stores.load("api_cache") if "api_cache" in world.stores else None
+    if cache is not None:
+        cache.invalidate()
+    with ExitStack() as stack:
+
+        def start_app(**overrides: Any) -> TestClient:
+            app = make_app(world.settings(**overrides))
+            return stack.enter_context(TestClient(app, client=address))
+
+        yield start_app
+    if cache is not None:
+        cache.invalidate()
