@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import mlflow
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from kedro.io import DatasetError
 
 from arxiv_kedro.classification import registry
@@ -209,28 +209,38 @@ class Services:
                 raise Unavailable(str(exc.__cause__)) from exc
         return store
 
-    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
-        """`compute()` (JSON-ready) through the cache; a cache outage only costs speed."""
+    def cached(self, key: str, compute: Callable[[], Any]) -> str:
+        """`compute()` (JSON-ready) as JSON text, through the cache: hits go to the client as
+        they are, never parsed nor validated again. A cache outage only costs speed."""
         if self.cache_ttl <= 0:
-            return compute()
+            return _json(compute())
         try:
             hit = self.cache.get(key)
         except StoreError as exc:
             logger.warning("Cache read failed, serving uncached: %s", exc)
-            return compute()
+            return _json(compute())
         if hit is not None:
             return hit
-        value = compute()
+        body = _json(compute())
         try:
-            self.cache.set(key, value, self.cache_ttl)
+            self.cache.set(key, body, self.cache_ttl)
         except StoreError as exc:
             logger.warning("Cache write failed: %s", exc)
-        return value
+        return body
 
     def close(self) -> None:
         for store in self._opened.values():
             store.close()
         self._opened.clear()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(body: str) -> Response:
+    """Already serialized JSON (see `Services.cached`) as the response."""
+    return Response(body, media_type="application/json")
 
 
 def services(request: Request) -> Services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends
 from arxiv_kedro.classification.registry import MODEL_NAME
 from serving.models import Categories, Problem, Stats
 from serving.security import read_key
-from serving.services import Services, Svc
+from serving.services import Services, Svc, json_response
 
 router = APIRouter(prefix="/v1", tags=["store"], dependencies=[Depends(read_key)])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -37,7 +38,7 @@ def categories(svc: Svc) -> Any:
             ]
         }
 
-    return svc.cached("categories", compute)
+    return json_response(svc.cached("categories", compute))
 
 
 @router.get("/stats", response_model=Stats, responses=ERRORS)
@@ -57,7 +58,7 @@ def stats(svc: Svc) -> Any:
 
     # The model is not cached with the totals: it changes when the alias moves, which the
     # API notices by itself (ChampionModel), not when a pipeline writes a store.
-    return {**svc.cached("stats", compute), "model": _model(svc)}
+    return {**json.loads(svc.cached("stats", compute)), "model": _model(svc)}
 
 
 def _model(svc: Services) -> dict | None:

@@ -12,7 +12,7 @@ from arxiv_kedro.papers import InvalidRecord, parse_arxiv_id
 from serving import views
 from serving.models import PaperDetail, PaperPage, Problem, SearchPage
 from serving.security import read_key
-from serving.services import Services, Svc
+from serving.services import Services, Svc, json_response
 
 router = APIRouter(prefix="/v1", tags=["papers"], dependencies=[Depends(read_key)])
 MAX_SCAN = 5_000  # rows read per request looking for papers with a summary
@@ -55,9 +55,11 @@ def list_papers(
         if not 0 < position["id"] < 2**63:  # paper ids are BIGINTs: others fail in the driver
             raise HTTPException(400, "invalid cursor: pass the next_cursor of a previous page")
     key = f"papers:{category}:{published_from}:{published_to}:{has_summary}:{limit}:{cursor}"
-    return svc.cached(
-        key,
-        lambda: _page(svc, category, published_from, published_to, has_summary, limit, after),
+    return json_response(
+        svc.cached(
+            key,
+            lambda: _page(svc, category, published_from, published_to, has_summary, limit, after),
+        )
     )
 
 
@@ -133,10 +135,10 @@ def get_paper(
         summary = views.summaries_of(svc.documents, [row]).get(row["arxiv_id"])
         return views.detail(row, summary, svc.taxonomy)
 
-    found = svc.cached(f"paper:{versionless}", compute)
-    if found is None:
+    body = svc.cached(f"paper:{versionless}", compute)
+    if body == "null":  # absent papers are cached too, until the next write
         raise HTTPException(404, f"no paper {versionless} in the store")
-    return found
+    return json_response(body)
 
 
 @router.get("/search", response_model=SearchPage, responses={**ERRORS, 422: {"model": Problem}})
@@ -170,4 +172,4 @@ def search(
             "next_cursor": views.encode_cursor({"offset": next_offset}) if more else None,
         }
 
-    return svc.cached(f"search:{limit}:{offset}:{q}", compute)
+    return json_response(svc.cached(f"search:{limit}:{offset}:{q}", compute))

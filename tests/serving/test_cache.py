@@ -90,7 +90,7 @@ def test_a_paper_read_is_cached_in_redis(
     found = api.get(f"/v1/papers/{arxiv_id}").json()
 
     entry = f"{world.namespace}:cache:paper:{arxiv_id}"
-    assert json.loads(redis_client.get(entry)) == found
+    assert json.loads(redis_client.get(entry)) == found  # the response body as served
     assert 290_000 < redis_client.pttl(entry) <= 300_000  # API_CACHE_TTL_SECONDS, 300 s
 
 

@@ -62,10 +62,10 @@ class RedisStore:
 
 
 class Cache(Protocol):
-    """What the REST API will cache hot reads in: Redis in prod, this process's memory else."""
+    """Where the REST API keeps serialized responses: Redis in prod, this process's memory else."""
 
-    def get(self, key: str) -> Any | None: ...
-    def set(self, key: str, value: Any, ttl_seconds: float) -> None: ...
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str, ttl_seconds: float) -> None: ...
     def invalidate(self, prefix: str = "") -> int: ...
 
 
@@ -73,20 +73,19 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")  # SCAN MATCH patterns are globs
 
 
 class RedisCache:
-    """JSON values under `<namespace>:cache:<key>` with a TTL."""
+    """Text values under `<namespace>:cache:<key>` with a TTL."""
 
     def __init__(self, store: RedisStore):
         self.store = store
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str) -> str | None:
         with self.store.guard("read the cache"):
             value = self.store.client.get(self.store.key("cache", key))
-        return None if value is None else json.loads(value)
+        return None if value is None else value.decode()
 
-    def set(self, key: str, value: Any, ttl_seconds: float) -> None:
-        blob = json.dumps(value, default=str)
+    def set(self, key: str, value: str, ttl_seconds: float) -> None:
         with self.store.guard("write the cache"):
-            self.store.client.set(self.store.key("cache", key), blob, px=int(ttl_seconds * 1000))
+            self.store.client.set(self.store.key("cache", key), value, px=int(ttl_seconds * 1000))
 
     def invalidate(self, prefix: str = "") -> int:
         """Drop the entries whose key starts with `prefix`; returns how many."""
@@ -105,18 +104,17 @@ class LocalCache:
         self._entries: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str) -> str | None:
         with self._lock:
-            expires, blob = self._entries.get(key, (0.0, "null"))
+            expires, value = self._entries.get(key, (0.0, None))
             if expires <= time.monotonic():
                 self._entries.pop(key, None)
                 return None
-        return json.loads(blob)
+        return value
 
-    def set(self, key: str, value: Any, ttl_seconds: float) -> None:
+    def set(self, key: str, value: str, ttl_seconds: float) -> None:
         with self._lock:
-            expiry = time.monotonic() + ttl_seconds
-            self._entries[key] = (expiry, json.dumps(value, default=str))
+            self._entries[key] = (time.monotonic() + ttl_seconds, value)
 
     def invalidate(self, prefix: str = "") -> int:
         with self._lock:

@@ -230,11 +230,13 @@ class SqlDocumentStore(DocumentStore):
                 order += [number, text.collate("C")]
         return order
 
-    def _rows(self, collection: str, where: Any, limit: int | None) -> list[dict[str, Any]]:
+    def _rows(
+        self, collection: str, where: Any, limit: int | None, ordered: bool = True
+    ) -> list[dict[str, Any]]:
         query = (
             select(_documents.c.body, _documents.c.created_at, _documents.c.updated_at)
             .where(_documents.c.collection == collection, where)
-            .order_by(*self._key_order(collection))
+            .order_by(*(self._key_order(collection) if ordered else ()))
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -254,7 +256,7 @@ class SqlDocumentStore(DocumentStore):
         found: dict[tuple, dict[str, Any]] = {}
         for start in range(0, len(names), 5000):
             where = _documents.c.doc_key.in_(names[start : start + 5000])
-            for document in self._rows(collection, where, None):
+            for document in self._rows(collection, where, None, ordered=False):
                 found[tuple(document[f] for f in fields)] = document
         return found
 
