@@ -127,21 +127,11 @@ class ApiClient:
 
 
 def _detail(response: httpx.Response) -> str:
-    """The API's `detail`; FastAPI's request validation errors (422) carry a list of them."""
+    """The API's `detail`: every error it answers carries one (docs/api.md)."""
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
         detail = None
     if isinstance(detail, str) and detail:
         return detail
-    if isinstance(detail, list) and detail:
-        return "; ".join(_validation_message(item) for item in detail)
     return response.reason_phrase or f"HTTP {response.status_code}"
-
-
-def _validation_message(item: Any) -> str:
-    if not isinstance(item, dict):
-        return str(item)
-    where = ".".join(str(part) for part in item.get("loc", [])[1:])
-    message = str(item.get("msg", item))
-    return f"{where}: {message}" if where else message

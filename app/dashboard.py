@@ -72,16 +72,20 @@ def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
     frame["category"] = frame["category"].where(frame["category"].isin(top), "other")
     frame = frame.groupby(["day", "category"], as_index=False)["papers"].sum()
     frame["name"] = frame["category"].map(lambda c: names.get(c, c))
+    # Each bar spans most of its day: on a time axis bars have a fixed width, and 90 overlap.
+    frame["start"] = pd.to_datetime(frame["day"])
+    frame["end"] = frame["start"] + pd.Timedelta(hours=18)
     chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title=None, axis=alt.Axis(format="%d %b")),
+            x=alt.X("start:T", title=None, axis=alt.Axis(format="%d %b")),
+            x2="end:T",
             y=alt.Y("sum(papers):Q", title="papers"),
             color=alt.Color(
                 "category:N", title=None, sort=[*top, "other"], legend=alt.Legend(**BOTTOM)
             ),
-            tooltip=["day:T", "category:N", "name:N", "papers:Q"],
+            tooltip=["day:N", "category:N", "name:N", "papers:Q"],
         )
         .properties(height=320)
     )
@@ -92,7 +96,9 @@ def _papers_per_category(categories: list[dict[str, Any]]) -> None:
     if not categories:
         st.info("No categories yet: run the ingestion pipeline (`make run`).")
         return
-    frame = pd.DataFrame(categories[:15])
+    # The API lists by primary papers; the bars stack cross-lists too: longest bars first.
+    frame = pd.DataFrame(categories)
+    frame = frame.assign(total=frame["papers"] + frame["cross_listed"]).nlargest(15, "total")
     frame["label"] = frame["name"] + " (" + frame["category"] + ")"
     long = frame.melt(
         id_vars=["label", "category"],
@@ -127,10 +133,12 @@ def _model(model: dict[str, Any] | None) -> None:
         f"{model['name']} version {model['version']}"
         + (trained if model.get("trained_through") else "")
     )
+    # The evaluation also reports counts and speed (papers, predict_papers_per_second): scores only.
     metrics = model.get("metrics") or {}
-    if metrics:
-        for column, (key, value) in zip(st.columns(len(metrics)), metrics.items(), strict=True):
-            column.metric(METRIC_LABELS.get(key, key), f"{value:.3f}")
+    scores = {key: metrics[key] for key in METRIC_LABELS if key in metrics}
+    if scores:
+        for column, (key, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
+            column.metric(METRIC_LABELS[key], f"{value:.3f}")
     per_class = model.get("per_class") or []
     if not per_class:
         return

@@ -1,7 +1,8 @@
 """The API's two worlds, built once per session with the real pipelines on the same real papers:
 "embedded" (SQLite files, the in-process cache) and "prod" (PostgreSQL, the nx-27017 MongoDB
 server, a Redis cache), both labeled by one champion that `kedro run --pipeline training`
-registered in a SQLite MLflow registry."""
+registered in a SQLite MLflow registry. The API runs over them in-process (TestClient) and, for
+the UI and its client, as uvicorn processes (`embedded_api`, `modelless_api`, `prod_api`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from serving.settings import Settings
 from tests.conftest import REDIS_URL, DocumentServer
 from tests.pipelines.training.test_pipeline import EVERY, UNTIL, set_training
 from tests.support.mistral_server import MistralServer
+from tests.support.ui import running_api
 from tests.test_kedro_run import PROJECT_ROOT, STORE_SETTINGS, kedro_run
 
 OLD_STYLE_ID = "hep-th/9809096"  # two versions, cross-listed in cond-mat.stat-mech and hep-ph
@@ -52,6 +54,7 @@ UNSEEN_PER_CATEGORY = 10
 SUMMARIZED_EVERY = 10  # every 10th paper is ingested first and summarized
 LLM_PAPERS = 5  # of those, the newest get an LLM summary and translations
 MISTRAL_KEY = "sk-serving-0123456789"
+API_KEY = "api-test-key-b7e1f0"  # the only key the API processes accept
 SUMMARIZATION = yaml.safe_load(
     (PROJECT_ROOT / "conf" / "base" / "parameters_summarization.yml").read_text()
 )["summarization"]
@@ -106,6 +109,15 @@ class World:
             **overrides,
         }
         return Settings(**values)
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        """The same settings as environment variables, for an API process (`running_api`)."""
+        return {
+            "KEDRO_ENV": self.env,
+            "ARXIV_TAXONOMY": str(self.taxonomy),
+            "API_RATE_LIMIT_PER_MINUTE": "0",
+            **overrides,
+        }
 
     @property
     def papers(self) -> PaperStore:
@@ -436,3 +448,37 @@ def start(world: World) -> Iterator[Callable[..., TestClient]]:
         yield start_app
     if cache is not None:
         cache.invalidate()
+
+
+# --- the API as a process (for the UI and its client) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_api(
+    embedded: World, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`uvicorn serving.main:app` over the embedded world, requiring API_KEY to classify; its
+    URL."""
+    env = embedded.environment(MLFLOW_TRACKING_URI=champion.uri, API_KEYS=API_KEY)
+    with running_api(embedded.conf, env, tmp_path_factory.mktemp("api")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def modelless_api(embedded: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over the embedded world with a model registry that does not exist (yet): the
+    data is served, classify answers 503; no key required."""
+    log_dir = tmp_path_factory.mktemp("api-modelless")
+    env = embedded.environment(MLFLOW_TRACKING_URI=f"sqlite:///{log_dir / 'mlflow.db'}")
+    with running_api(embedded.conf, env, log_dir, ready=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def prod_api(
+    prod: World, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The API over the prod world (PostgreSQL, nx-27017, Redis), requiring API_KEY to classify."""
+    env = prod.environment(MLFLOW_TRACKING_URI=champion.uri, API_KEYS=API_KEY)
+    with running_api(prod.conf, env, tmp_path_factory.mktemp("api-prod")) as url:
+        yield url

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,9 +14,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.conftest import REDIS_URL, free_port
+from tests.conftest import REDIS_URL
 from tests.serving.conftest import OLD_STYLE_ID, World
-from tests.test_kedro_run import PROJECT_ROOT
+from tests.support.ui import running_api
 
 KEYS = ("key-one-0123456789", "key-two-0123456789")
 PAPER = {"title": "Dark matter halos of dwarf galaxies", "abstract": "We simulate halos."}
@@ -193,39 +190,9 @@ def test_a_streamed_body_over_the_limit_is_refused(start: Callable[..., TestClie
 def uvicorn(embedded: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`uvicorn serving.main:app` (as `make serve` runs it) over the embedded world, with a
     2,048-byte body limit and an API key; its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("API_")},
-        "KEDRO_ENV": embedded.env,
-        "API_CONF_SOURCE": str(embedded.conf),
-        "ARXIV_TAXONOMY": str(embedded.taxonomy),
-        "API_MAX_BODY_BYTES": "2048",
-        "API_KEYS": KEYS[0],
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "serving.main:app", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"uvicorn did not start:\n{log.read_text()}")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    env = embedded.environment(API_MAX_BODY_BYTES="2048", API_KEYS=KEYS[0])
+    with running_api(embedded.conf, env, tmp_path_factory.mktemp("uvicorn")) as url:
+        yield url
 
 
 def test_a_real_server_refuses_bodies_over_the_limit(uvicorn: str) -> None:

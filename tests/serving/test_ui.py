@@ -1,0 +1,407 @@
+"""The Streamlit UI in headless chromium over the real API (a uvicorn process) and the embedded
+world's papers: what a user sees and does. Screenshots of each view go to $UI_SCREENSHOTS_DIR."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from arxiv_kedro.classification import registry
+from tests.conftest import free_port
+from tests.serving.conftest import API_KEY, OLD_STYLE_ID, Champion, World
+from tests.serving.test_papers import stored_order, summary_kinds
+from tests.support.ui import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    WAIT_MS,
+    open_view,
+    running_ui,
+    screenshot,
+)
+
+CHART = '[data-testid="stVegaLiteChart"]'
+# Each result's title is a button keyed `open-<index>-<arxiv_id>`; Streamlit turns the key into
+# the CSS class `st-key-open-<index>-<id>`, with `.` and `/` written as `-`.
+RESULT = "[class*='st-key-open-']"
+SEARCH = '"conformally invariant"'  # only the old-style paper holds these words
+PAGE_SIZE = 20
+
+expect.set_options(timeout=WAIT_MS)
+
+
+# --- processes and browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ui_url(embedded_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI over the embedded world's API, sending its key."""
+    with running_ui(embedded_api, tmp_path_factory.mktemp("ui"), API_KEY) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def keyless_ui_url(embedded_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI over the same API, started without the key."""
+    with running_ui(embedded_api, tmp_path_factory.mktemp("ui-keyless")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def modelless_ui_url(modelless_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI over an API that has papers and no champion model."""
+    with running_ui(modelless_api, tmp_path_factory.mktemp("ui-modelless")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def down_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI pointed at a port where nothing listens."""
+    api_url = f"http://127.0.0.1:{free_port()}"
+    with running_ui(api_url, tmp_path_factory.mktemp("ui-down")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (`make test` installs Debian's package)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def get(api_url: str, path: str, **params: Any) -> Any:
+    """What the API answers, to compare the page with."""
+    response = httpx.get(f"{api_url}{path}", params=params, timeout=30)
+    assert response.status_code == 200, (path, response.status_code, response.text)
+    return response.json()
+
+
+def expect_shown(page: Page, arxiv_ids: list[str], more: bool) -> None:
+    """The results list exactly these papers, in this order (see RESULT)."""
+    count = len(arxiv_ids)
+    caption = f"{count} paper{'' if count == 1 else 's'} shown" + (", more to load" if more else "")
+    keys = [
+        re.compile(rf"(^|\s)st-key-open-{index}-{re.sub(r'[^a-zA-Z0-9_-]', '-', arxiv_id)}(\s|$)")
+        for index, arxiv_id in enumerate(arxiv_ids)
+    ]
+    expect(page.locator(RESULT)).to_have_class(keys)
+    expect(page.get_by_text(caption, exact=True)).to_be_visible()
+
+
+def no_traceback(page: Page) -> None:
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    assert "Traceback" not in page.inner_text("body")
+
+
+def score(scored: dict[str, Any]) -> str:
+    return f"{scored['name']} ({scored['category']}) — {scored['probability']:.0%}"
+
+
+def expect_paper(page: Page, paper: dict[str, Any], champion: Champion) -> None:
+    """The paper view shows the API's paper: title, authors, abstract, links, both kinds of
+    categories and the model that predicted them."""
+    expect(page.get_by_role("heading", name=paper["title"])).to_be_visible()
+    authors = paper["authors"]
+    names = ", ".join(authors[:20]) + (" et al." if len(authors) > 20 else "")
+    expect(page.get_by_text(names, exact=True)).to_be_visible()
+    opening = " ".join(paper["abstract"].split()[:8])
+    # .first: an extractive summary repeats the abstract's opening
+    expect(page.get_by_test_id("stMarkdown").filter(has_text=opening).first).to_be_visible()
+    for category in paper["arxiv_categories"]:
+        text = f"{category['name']} ({category['category']})"
+        text += " — primary" if category["primary"] else ""
+        expect(page.get_by_text(text, exact=True)).to_be_visible()
+    for scored in paper["prediction"]["categories"]:
+        expect(page.get_by_text(score(scored), exact=True)).to_be_visible()
+    version = f"Model {registry.MODEL_NAME} version {champion.version}"
+    expect(page.get_by_text(version, exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="PDF")).to_have_attribute("href", paper["pdf_url"])
+
+
+def newest(world: World, among: set[str]) -> str:
+    return next(arxiv_id for arxiv_id in stored_order(world) if arxiv_id in among)
+
+
+# --- browse and search --------------------------------------------------------------------------
+
+
+def test_search_shows_the_matching_paper(page: Page, ui_url: str, embedded: World) -> None:
+    open_view(page, ui_url, "browse")
+    expect_shown(page, stored_order(embedded)[:PAGE_SIZE], more=True)  # newest first
+
+    search = page.get_by_role("textbox", name="Search", exact=True)
+    search.fill(SEARCH)
+    search.press("Enter")
+
+    title = embedded.corpus.papers[OLD_STYLE_ID].title
+    expect(page.get_by_role("button", name=title)).to_be_visible()
+    expect_shown(page, [OLD_STYLE_ID], more=False)
+    assert "q=%22conformally+invariant%22" in page.url
+    screenshot(page, "browse-search")
+
+
+def test_browse_loads_more_and_filters_by_category(
+    page: Page, ui_url: str, embedded_api: str, embedded: World, official_names: dict[str, str]
+) -> None:
+    order = stored_order(embedded)
+    open_view(page, ui_url, "browse")
+    expect_shown(page, order[:PAGE_SIZE], more=True)
+
+    page.get_by_role("button", name="Load more").click()
+
+    expect_shown(page, order[: 2 * PAGE_SIZE], more=True)  # page one stays
+    # Each result shows arXiv's primary category and the predicted one, by name.
+    first = get(embedded_api, "/v1/papers", limit=1)["items"][0]
+    result = page.locator(RESULT).first.locator("xpath=..")
+    primary = first["primary_category"]
+    expect(result).to_contain_text(f"arXiv: {official_names[primary]} ({primary})")
+    predicted = first["predicted_category"]
+    expect(result).to_contain_text(
+        f"predicted: {predicted['name']} ({predicted['category']}) {predicted['probability']:.0%}"
+    )
+    screenshot(page, "browse")
+
+    category = page.get_by_test_id("stSelectbox").filter(has_text="Category")
+    category.click()
+    page.keyboard.type("hep-th")
+    page.get_by_role("option", name="High Energy Physics - Theory (hep-th)").click()
+
+    hep_th = {a for a, p in embedded.corpus.papers.items() if "hep-th" in p.categories}
+    expect_shown(page, [a for a in order if a in hep_th][:PAGE_SIZE], more=True)
+
+
+def test_browse_only_papers_with_a_summary(page: Page, ui_url: str, embedded: World) -> None:
+    llm, extractive = summary_kinds(embedded)
+    order = stored_order(embedded)
+    open_view(page, ui_url, "browse")
+    expect_shown(page, order[:PAGE_SIZE], more=True)
+
+    page.get_by_text("Has summary", exact=True).click()
+
+    summarized = [a for a in order if a in llm | extractive]
+    expect_shown(page, summarized[:PAGE_SIZE], more=True)
+    languages = ["en", *embedded.summaries()[summarized[0]]["translations"]]
+    badge = "summary: " + " ".join(languages if summarized[0] in llm else ["en"])
+    expect(page.get_by_text(badge).first).to_be_visible()
+
+
+def test_back_to_browse_keeps_the_search(page: Page, ui_url: str, embedded: World) -> None:
+    title = embedded.corpus.papers[OLD_STYLE_ID].title
+    open_view(page, ui_url, "browse", q=SEARCH)
+    page.get_by_role("button", name=title).click()
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+
+    page.get_by_role("radiogroup", name="View").get_by_text("Browse & search").click()
+
+    expect(page.get_by_role("textbox", name="Search", exact=True)).to_have_value(SEARCH)
+    expect(page.get_by_role("button", name=title)).to_be_visible()
+    assert "q=%22conformally+invariant%22" in page.url
+
+
+# --- a paper ------------------------------------------------------------------------------------
+
+
+def test_open_a_paper_from_the_results(
+    page: Page, ui_url: str, embedded_api: str, embedded: World, champion: Champion
+) -> None:
+    arxiv_id = stored_order(embedded)[0]
+    open_view(page, ui_url, "browse")
+    page.locator(RESULT).first.locator("button").click()
+
+    expect_paper(page, get(embedded_api, f"/v1/papers/{arxiv_id}"), champion)
+    assert f"page=paper&id={arxiv_id}" in page.url
+    screenshot(page, "paper")
+
+
+def test_switch_the_summary_to_french(page: Page, ui_url: str, embedded: World) -> None:
+    llm, _ = summary_kinds(embedded)
+    arxiv_id = newest(embedded, llm)
+    document = embedded.summaries()[arxiv_id]
+    english, french = document["summary"]["text"], document["translations"]["fr"]["text"]
+    open_view(page, ui_url, "paper", id=arxiv_id)
+    expect(page.get_by_text(english)).to_be_visible()
+
+    page.get_by_role("radiogroup", name="Language").get_by_text("French").click()
+
+    expect(page.get_by_text(french)).to_be_visible()
+    expect(page.get_by_text(english)).to_have_count(0)
+    expect(page.get_by_text("Written by: llm with mistral-small-latest")).to_be_visible()
+    screenshot(page, "paper-french")
+
+
+def test_pending_translations_say_so(page: Page, ui_url: str, embedded: World) -> None:
+    _, extractive = summary_kinds(embedded)
+    open_view(page, ui_url, "paper", id=newest(embedded, extractive))
+    expect(page.get_by_text("Written by: extractive", exact=True)).to_be_visible()
+
+    languages = page.get_by_role("radiogroup", name="Language")
+    for language in ("French", "Spanish", "German"):
+        languages.get_by_text(language).click()
+        expect(page.get_by_text(f"The {language} text is pending")).to_be_visible()
+
+
+def test_open_an_old_style_id_by_url(
+    page: Page, ui_url: str, embedded_api: str, champion: Champion
+) -> None:
+    open_view(page, ui_url, "paper", id=OLD_STYLE_ID)
+
+    paper = get(embedded_api, f"/v1/papers/{OLD_STYLE_ID}")
+    expect_paper(page, paper, champion)
+    expect(page.get_by_text("High Energy Physics - Theory (hep-th) — primary")).to_be_visible()
+    expect(page.get_by_text("Written by: extractive", exact=True)).to_be_visible()
+    screenshot(page, "paper-old-style-id")
+
+
+def test_unknown_paper_shows_the_api_detail(page: Page, ui_url: str) -> None:
+    open_view(page, ui_url, "paper", id="2501.99999")
+    expect(page.get_by_text("no paper 2501.99999 in the store")).to_be_visible()
+    open_view(page, ui_url, "paper", id="not an id")
+    expect(page.get_by_text("is not an arXiv id")).to_be_visible()
+    no_traceback(page)
+
+
+# --- classify -----------------------------------------------------------------------------------
+
+
+def classify(page: Page, ui_url: str, title: str, abstract: str) -> None:
+    open_view(page, ui_url, "classify")
+    page.get_by_role("textbox", name="Title", exact=True).fill(title)
+    page.get_by_role("textbox", name="Abstract", exact=True).fill(abstract)
+    page.get_by_role("button", name="Classify").click()
+
+
+def test_classify_an_abstract(
+    page: Page, ui_url: str, embedded_api: str, embedded: World, champion: Champion
+) -> None:
+    title, abstract = embedded.corpus.unseen[["title", "abstract"]].iloc[0]
+    body = {"title": title, "abstract": abstract}
+    response = httpx.post(
+        f"{embedded_api}/v1/classify", json=body, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+
+    classify(page, ui_url, title, abstract)
+
+    best = answer["categories"][0]
+    heading = f"Best fit: {best['name']} ({best['category']})"
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    for scored in answer["categories"]:
+        expect(page.get_by_text(score(scored), exact=True)).to_be_visible()
+    version = f"Model {registry.MODEL_NAME} version {champion.version}"
+    expect(page.get_by_text(version, exact=True)).to_be_visible()
+    assert API_KEY not in page.content()
+    screenshot(page, "classify")
+
+
+def test_classify_without_the_key_shows_why_the_api_refused(
+    page: Page, keyless_ui_url: str
+) -> None:
+    classify(page, keyless_ui_url, "A title", "An abstract about galaxies.")
+
+    message = "this endpoint needs an API key in the X-API-Key header"
+    expect(page.get_by_test_id("stAlert").filter(has_text=message)).to_be_visible()
+    no_traceback(page)
+
+
+def test_classify_without_a_model_shows_the_api_detail(page: Page, modelless_ui_url: str) -> None:
+    classify(page, modelless_ui_url, "A title", "An abstract about galaxies.")
+
+    message = page.get_by_test_id("stAlert").filter(has_text="could not answer (503)")
+    expect(message).to_contain_text(f"no {registry.MODEL_NAME}@{registry.CHAMPION} in the registry")
+    expect(message).to_contain_text("kedro run --pipeline training")
+    no_traceback(page)
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def test_dashboard_plots_and_model(
+    page: Page,
+    ui_url: str,
+    embedded: World,
+    champion: Champion,
+    official_names: dict[str, str],
+) -> None:
+    open_view(page, ui_url, "dashboard")
+
+    papers = f"{len(embedded.corpus.records):,}"
+    expect(page.get_by_test_id("stMetric").filter(has_text="Papers").first).to_contain_text(papers)
+    macro_f1 = f"{champion.evaluation['metrics']['macro_f1']:.3f}"
+    expect(page.get_by_test_id("stMetric").filter(has_text="Macro F1")).to_contain_text(macro_f1)
+    expect(page.get_by_test_id("stMetric")).to_have_count(8)  # four totals, four scores
+    expect(page.get_by_text(f"{registry.MODEL_NAME} version {champion.version}")).to_be_visible()
+    expect(page.locator(CHART)).to_have_count(3)
+    for chart in page.locator(CHART).all():  # drawn: bars in the chart's SVG
+        expect(chart.locator("svg .mark-rect path").first).to_be_visible()
+    for label in champion.labels:
+        expect(page.locator(CHART).last).to_contain_text(f"{official_names[label]} ({label})")
+    screenshot(page, "dashboard")
+
+    page.get_by_role("button", name="Refresh").click()  # asks the API again
+
+    expect(page.locator(CHART)).to_have_count(3)
+    no_traceback(page)
+
+
+def test_dashboard_without_a_model(page: Page, modelless_ui_url: str) -> None:
+    open_view(page, modelless_ui_url, "dashboard")
+
+    expect(page.get_by_text("No model yet")).to_be_visible()
+    expect(page.locator(CHART)).to_have_count(2)
+    no_traceback(page)
+
+
+# --- the API away -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("view", ["browse", "paper", "dashboard", "classify"])
+def test_api_down_is_explained(page: Page, down_ui_url: str, view: str) -> None:
+    open_view(page, down_ui_url, view, id=OLD_STYLE_ID)
+    if view == "classify":
+        classify(page, down_ui_url, "A title", "An abstract.")
+
+    message = page.get_by_test_id("stAlert").filter(has_text="is not reachable")
+    expect(message).to_contain_text(re.compile(r"API at http://127\.0\.0\.1:\d+ is not reachable"))
+    expect(message).to_contain_text("start it with make serve")
+    no_traceback(page)
+    if view == "browse":
+        screenshot(page, "api-down")
+
+
+# --- the prod world -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_search_and_open_a_paper_on_prod(
+    page: Page, prod_api: str, prod: World, champion: Champion, tmp_path: Path
+) -> None:
+    title = prod.corpus.papers[OLD_STYLE_ID].title
+    with running_ui(prod_api, tmp_path, API_KEY) as ui_url:
+        open_view(page, ui_url, "browse", q=SEARCH)
+        expect_shown(page, [OLD_STYLE_ID], more=False)
+
+        page.get_by_role("button", name=title).click()
+
+        expect_paper(page, get(prod_api, f"/v1/papers/{OLD_STYLE_ID}"), champion)
