@@ -99,7 +99,7 @@ def _papers_per_category(categories: list[dict[str, Any]]) -> None:
     # The API lists by primary papers; the bars stack cross-lists too: longest bars first.
     frame = pd.DataFrame(categories)
     frame = frame.assign(total=frame["papers"] + frame["cross_listed"]).nlargest(15, "total")
-    frame["label"] = frame["name"] + " (" + frame["category"] + ")"
+    frame = _labelled(frame)
     long = frame.melt(
         id_vars=["label", "category"],
         value_vars=["papers", "cross_listed"],
@@ -143,8 +143,7 @@ def _model(model: dict[str, Any] | None) -> None:
     if not per_class:
         return
     st.markdown("**F1 per category**")
-    frame = pd.DataFrame(per_class)
-    frame["label"] = frame["name"] + " (" + frame["category"] + ")"
+    frame = _labelled(pd.DataFrame(per_class))
     chart = (
         alt.Chart(frame)
         .mark_bar()
@@ -161,3 +160,8 @@ def _model(model: dict[str, Any] | None) -> None:
         .properties(height=alt.Step(22))
     )
     st.altair_chart(chart, width="stretch")
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """With a `label` column: "Computation and Language (cs.CL)"."""
+    return frame.assign(label=frame["name"] + " (" + frame["category"] + ")")

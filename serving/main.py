@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -20,6 +21,7 @@ from serving.services import Services, Unavailable
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
+WORKER_THREADS = 8
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.keys:
             logger.warning("API_KEYS is not set: every endpoint is open (fine on localhost only)")
+        # Store reads and classification run in worker threads: a few, not fighting over the GIL.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         svc.model.warm_up()
         yield
         svc.close()

@@ -32,12 +32,12 @@ def _check_key(settings: Settings, key: str | None) -> None:
         raise HTTPException(403, "this API key is not valid")
 
 
-def write_key(svc: Svc, key: ApiKey = None) -> None:
+async def write_key(svc: Svc, key: ApiKey = None) -> None:
     """For endpoints that write or trigger work: a valid key whenever API_KEYS is set."""
     _check_key(svc.settings, key)
 
 
-def read_key(svc: Svc, key: ApiKey = None) -> None:
+async def read_key(svc: Svc, key: ApiKey = None) -> None:
     """For reads: a valid key only with API_READ_REQUIRES_KEY=true."""
     if svc.settings.read_requires_key:
         _check_key(svc.settings, key)

@@ -260,6 +260,16 @@ def test_snapshot_categories_drop_class_codes_and_duplicates() -> None:
     assert paper.categories == ("cs.CL", "cs.AI", "cs.LG")
 
 
+def test_snapshot_comment_words_among_categories_are_dropped() -> None:
+    # As in 20 of the 72k daily records, where class codes with their descriptions follow.
+    codes = "68T07 (Artificial neural networks and deep learning)"
+    record = daily_record(categories=f"cs.CV {codes} cs.LG physics hep-th")
+
+    assert from_snapshot_record(record).categories == ("cs.CV", "cs.LG", "physics", "hep-th")
+    with pytest.raises(InvalidRecord, match="unparseable primary category 'accepted'"):
+        from_snapshot_record(daily_record(categories="accepted cs.CV"))
+
+
 def test_snapshot_class_code_as_primary_is_invalid() -> None:
     with pytest.raises(InvalidRecord, match="unparseable primary category '68T50'"):
         from_snapshot_record(daily_record(categories="68T50 math.CO"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends
 
 from arxiv_kedro.classification.registry import MODEL_NAME
@@ -20,7 +21,7 @@ RUN_FIELDS = ("status", "source", "started_at", "finished_at", "new", "updated",
 
 
 @router.get("/categories", response_model=Categories, responses=ERRORS)
-def categories(svc: Svc) -> Any:
+async def categories(svc: Svc) -> Any:
     """Every category in the store with its official name, most papers first."""
 
     def compute() -> dict:
@@ -38,11 +39,11 @@ def categories(svc: Svc) -> Any:
             ]
         }
 
-    return json_response(svc.cached("categories", compute))
+    return json_response(await svc.cached("categories", compute))
 
 
 @router.get("/stats", response_model=Stats, responses=ERRORS)
-def stats(svc: Svc) -> Any:
+async def stats(svc: Svc) -> Any:
     """Totals, ingestion freshness, papers per day, and the champion model's evaluation."""
 
     def compute() -> dict:
@@ -58,7 +59,9 @@ def stats(svc: Svc) -> Any:
 
     # The model is not cached with the totals: it changes when the alias moves, which the
     # API notices by itself (ChampionModel), not when a pipeline writes a store.
-    return {**json.loads(svc.cached("stats", compute)), "model": _model(svc)}
+    # The registry may be remote: asked from a worker thread.
+    model = await anyio.to_thread.run_sync(_model, svc)
+    return {**json.loads(await svc.cached("stats", compute)), "model": model}
 
 
 def _model(svc: Services) -> dict | None:

@@ -29,7 +29,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/papers", response_model=PaperPage, responses={**ERRORS, 422: {"model": Problem}})
-def list_papers(
+async def list_papers(
     svc: Svc,
     category: Annotated[
         str | None, Query(max_length=32, pattern=CATEGORY, description="e.g. cs.CL or hep-th")
@@ -56,7 +56,7 @@ def list_papers(
             raise HTTPException(400, "invalid cursor: pass the next_cursor of a previous page")
     key = f"papers:{category}:{published_from}:{published_to}:{has_summary}:{limit}:{cursor}"
     return json_response(
-        svc.cached(
+        await svc.cached(
             key,
             lambda: _page(svc, category, published_from, published_to, has_summary, limit, after),
         )
@@ -116,7 +116,7 @@ def _start(day: date | None) -> datetime | None:
     response_model=PaperDetail,
     responses={**ERRORS, 404: {"model": Problem}, 422: {"model": Problem}},
 )
-def get_paper(
+async def get_paper(
     svc: Svc,
     arxiv_id: Annotated[
         str, Path(max_length=64, description="2501.01234, hep-th/9901001 (a vN suffix is ignored)")
@@ -135,14 +135,14 @@ def get_paper(
         summary = views.summaries_of(svc.documents, [row]).get(row["arxiv_id"])
         return views.detail(row, summary, svc.taxonomy)
 
-    body = svc.cached(f"paper:{versionless}", compute)
+    body = await svc.cached(f"paper:{versionless}", compute)
     if body == "null":  # absent papers are cached too, until the next write
         raise HTTPException(404, f"no paper {versionless} in the store")
     return json_response(body)
 
 
 @router.get("/search", response_model=SearchPage, responses={**ERRORS, 422: {"model": Problem}})
-def search(
+async def search(
     svc: Svc,
     q: Annotated[str, Query(min_length=1, max_length=300, description='words, "phrases"')],
     limit: Limit = 20,
@@ -172,4 +172,4 @@ def search(
             "next_cursor": views.encode_cursor({"offset": next_offset}) if more else None,
         }
 
-    return json_response(svc.cached(f"search:{limit}:{offset}:{q}", compute))
+    return json_response(await svc.cached(f"search:{limit}:{offset}:{q}", compute))

@@ -17,6 +17,9 @@ _NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
 _OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
 _ABS_PREFIX = re.compile(r"^https?://(?:export\.)?arxiv\.org/abs/")
 _CATEGORY = re.compile(r"[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?")
+# Categories are `archive.CLASS` or hyphenated (hep-th, astro-ph); a bare word is one only when it
+# is one of these archives (the taxonomy's) — not a word of a comment exported among categories.
+_BARE_ARCHIVES = frozenset({"cs", "econ", "eess", "math", "nlin", "physics", "stat"})
 _PARENTHESES = re.compile(r"\([^()]*\)")
 _AUTHOR_SEPARATOR = re.compile(r",|\band\b")
 MAX_AUTHOR_NAME = 300  # longer "names" are collaboration lists that escaped splitting
@@ -137,9 +140,15 @@ def _categories(primary: str | None, others: Iterable[str]) -> tuple[str, ...]:
     ordered = [c for c in dict.fromkeys([primary or "", *others]) if c]
     if not ordered:
         raise InvalidRecord("missing category")
-    if not _CATEGORY.fullmatch(ordered[0]):
+    if not _is_category(ordered[0]):
         raise InvalidRecord(f"unparseable primary category {ordered[0]!r}")
-    return tuple(c for c in ordered if _CATEGORY.fullmatch(c))
+    return tuple(c for c in ordered if _is_category(c))
+
+
+def _is_category(token: str) -> bool:
+    return bool(_CATEGORY.fullmatch(token)) and (
+        "." in token or "-" in token or token in _BARE_ARCHIVES
+    )
 
 
 def _author_names(names: Iterable[str | None]) -> tuple[str, ...]:

@@ -7,12 +7,10 @@ the UI and its client, as uvicorn processes (`embedded_api`, `modelless_api`, `p
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import os
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -44,13 +42,12 @@ from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational import PaperStore
 from serving.settings import Settings
 from tests.conftest import REDIS_URL, DocumentServer
-from tests.pipelines.training.test_pipeline import EVERY, UNTIL, set_training
+from tests.pipelines.training.test_pipeline import set_training, training_selection
 from tests.support.mistral_server import MistralServer
 from tests.support.ui import running_api
 from tests.test_kedro_run import PROJECT_ROOT, STORE_SETTINGS, kedro_run
 
 OLD_STYLE_ID = "hep-th/9809096"  # two versions, cross-listed in cond-mat.stat-mech and hep-ph
-UNSEEN_PER_CATEGORY = 10
 SUMMARIZED_EVERY = 10  # every 10th paper is ingested first and summarized
 LLM_PAPERS = 5  # of those, the newest get an LLM summary and translations
 MISTRAL_KEY = "sk-serving-0123456789"
@@ -191,23 +188,7 @@ def corpus(
     """The training test's papers (every n-th of four categories up to UNTIL, ~2,850) and one
     old-style paper, as original snapshot lines; ten newer papers per category kept unseen."""
     directory = tmp_path_factory.mktemp("corpus")
-    listed: Counter[str] = Counter()
-    selected: list[str] = []
-    unseen: list[tuple[str, str, str]] = []
-    with gzip.open(daily_snapshot, "rt", encoding="utf-8") as lines:
-        for line in lines:  # listed oldest first
-            record = json.loads(line)
-            label = record["categories"].split()[0]
-            if label not in EVERY:
-                continue
-            if record["update_date"] < UNTIL:
-                listed[label] += 1
-                if listed[label] % EVERY[label] == 0:
-                    selected.append(line)
-            elif sum(paper[2] == label for paper in unseen) < UNSEEN_PER_CATEGORY:
-                unseen.append((record["title"], record["abstract"], label))
-            elif len(unseen) == UNSEEN_PER_CATEGORY * len(EVERY):
-                break
+    selected, unseen = training_selection(daily_snapshot)
     archives = shared_data / "snapshot" / "arxiv-sample-all-archives.jsonl"
     lines = archives.read_text(encoding="utf-8").splitlines(keepends=True)
     [old_style] = [line for line in lines if json.loads(line)["id"] == OLD_STYLE_ID]
@@ -217,8 +198,7 @@ def corpus(
     for path, part in zip(paths, (first, second), strict=True):
         path.write_text("".join(part), encoding="utf-8")
     records = {r["id"]: r for r in map(json.loads, first + second)}
-    frame = pd.DataFrame(unseen, columns=["title", "abstract", "label"])
-    return Corpus(*paths, records, frame)
+    return Corpus(*paths, records, unseen)
 
 
 def run(pipeline: Pipeline, stores: DataCatalog, **datasets: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from arxiv_kedro.stores.coordination import (
     RedisCache,
     RedisLock,
     RedisStore,
+    RedisTokenBucket,
     decode_staged,
     encode_staged,
 )
@@ -174,6 +175,18 @@ def test_cache_invalidate_takes_the_prefix_literally(cache: Cache) -> None:
     assert [cache.get(key) for key in keys] == [None, "q1:b", None, "qz:d", None, None]
 
 
+def test_local_cache_keeps_the_most_recently_used_entries() -> None:
+    cache = LocalCache(max_entries=3)
+    for key in "abc":
+        cache.set(key, key, ttl_seconds=60)
+    assert cache.get("a") == "a"  # now the most recently used
+
+    cache.set("d", "d", ttl_seconds=60)
+    cache.set("e", "e", ttl_seconds=60)
+
+    assert [cache.get(key) for key in "abcde"] == ["a", None, None, "d", "e"]
+
+
 def test_redis_cache_stays_in_its_namespace(redis_store: RedisStore) -> None:
     neighbour = RedisStore(redis_store.url, namespace=f"{redis_store.namespace}:neighbour")
     ours, theirs = RedisCache(redis_store), RedisCache(neighbour)
@@ -304,6 +317,28 @@ def test_local_token_bucket_spaces_threads() -> None:
 
     assert len(granted) == 6
     assert min(gaps(granted)) >= 0.1 - TOLERANCE, gaps(granted)
+
+
+@pytest.fixture(params=["redis", "local"])
+def burst_bucket(request: pytest.FixtureRequest) -> LocalTokenBucket | RedisTokenBucket:
+    """Two requests at once, then one every 100 ms."""
+    if request.param == "redis":
+        return RedisTokenBucket(request.getfixturevalue("redis_store"), "b", rate=10, capacity=2)
+    return LocalTokenBucket(rate=10, capacity=2)
+
+
+def test_try_acquire_takes_the_burst_then_says_how_long_to_wait(
+    burst_bucket: LocalTokenBucket | RedisTokenBucket,
+) -> None:
+    assert [burst_bucket.try_acquire() for _ in range(2)] == [0.0, 0.0]
+
+    waits = [burst_bucket.try_acquire() for _ in range(3)]  # refused: no token is taken
+    assert all(0.05 < wait <= 0.1 for wait in waits), waits
+    assert waits == sorted(waits, reverse=True)
+
+    time.sleep(waits[-1] + 0.01)
+    assert burst_bucket.try_acquire() == 0.0
+    assert burst_bucket.try_acquire() > 0
 
 
 def test_redis_token_bucket_is_shared_across_processes(redis_store: RedisStore) -> None:

@@ -373,3 +373,25 @@ def test_bulk_write_of_6000_daily_records(
     assert sum(c.new + c.updated for c in again) == 0
     assert store.count(schema.paper_authors) == sum(len(p.authors) for p in papers)
     assert orphan_counts(store) == dict.fromkeys(ORPHANS, 0)
+
+
+def test_search_ranks_the_latest_stored_candidates_title_words_first(store: PaperStore) -> None:
+    in_abstract = make_paper("2503.00001", abstract="Quasars seen in the radio band.")
+    in_title = make_paper("2503.00002", title="Quasars at high redshift")
+    unrelated = make_paper("2503.00003", title="Graphs", abstract="Colourings of graphs.")
+    newest = make_paper("2503.00004", abstract="A note on quasars.")
+    write(store, in_abstract, in_title, unrelated)
+    write(store, newest)
+
+    found = store.search("quasar", model_name="m")
+    assert [row["arxiv_id"] for row in found][:1] == ["2503.00002"]
+    assert {row["arxiv_id"] for row in found} == {"2503.00001", "2503.00002", "2503.00004"}
+    assert all(row["score"] > 0 for row in found)
+
+    latest_two = store.search("quasars", model_name="m", candidates=2)
+    assert {row["arxiv_id"] for row in latest_two} == {"2503.00002", "2503.00004"}
+    assert [r["arxiv_id"] for r in store.search("quasars", model_name="m", offset=1, limit=1)] == [
+        [row["arxiv_id"] for row in found][1]
+    ]
+    with pytest.raises(ValueError, match="no word"):
+        store.search("?! --", model_name="m")

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -98,10 +99,12 @@ class RedisCache:
 
 
 class LocalCache:
-    """The embedded default: the same contract in this process's memory."""
+    """The embedded default: the same contract in this process's memory, holding at most
+    `max_entries` (the least recently used go first)."""
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, str]] = {}
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:
@@ -110,11 +113,15 @@ class LocalCache:
             if expires <= time.monotonic():
                 self._entries.pop(key, None)
                 return None
+            self._entries.move_to_end(key)
         return value
 
     def set(self, key: str, value: str, ttl_seconds: float) -> None:
         with self._lock:
             self._entries[key] = (time.monotonic() + ttl_seconds, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
     def invalidate(self, prefix: str = "") -> int:
         with self._lock:
@@ -235,9 +242,7 @@ class LocalTokenBucket:
 
     def acquire(self) -> float:
         with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate) - 1
-            self._at = now
+            self._tokens = self._refilled() - 1
             wait = max(0.0, -self._tokens / self.rate)
         if wait > 0:
             time.sleep(wait)
@@ -246,14 +251,18 @@ class LocalTokenBucket:
     def try_acquire(self) -> float:
         """Take a token if one is there (returns 0); else the seconds until one will be."""
         with self._lock:
-            now = time.monotonic()
-            tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-            if tokens >= 1:
-                self._tokens = tokens - 1
+            self._tokens = self._refilled()
+            if self._tokens >= 1:
+                self._tokens -= 1
                 return 0.0
-            self._tokens = tokens
-            return (1 - tokens) / self.rate
+            return (1 - self._tokens) / self.rate
+
+    def _refilled(self) -> float:
+        """The tokens there now (call with the lock held)."""
+        now = time.monotonic()
+        tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return tokens
 
 
 # --- the run lock ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ _PAPER_COLUMNS = (
 )  # fmt: skip
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 ANALYZE_AFTER = 10_000  # papers written by one run that make `finish_run` refresh statistics
-SEARCH_CANDIDATES = 2_000  # relevance ranks the newest matches, at most this many (`search`)
+SEARCH_CANDIDATES = 2_000  # relevance ranks the latest stored matches, at most this many
 PREDICTION_COLUMNS = (
     "label",
     "probability",
@@ -664,8 +664,9 @@ class PaperStore:
         """Papers matching every word (and "quoted phrase") of `query_text` in their title or
         abstract, best first, each with a relevance `score` (higher is better; comparable within
         one query). PostgreSQL: `websearch_to_tsquery` over a weighted tsvector, `ts_rank_cd`;
-        SQLite: FTS5 with BM25. Relevance ranks the newest `candidates` matches: ranking
-        reads every candidate, and a word in a third of the store would cost 200 ms.
+        SQLite: FTS5 with BM25. Relevance ranks the `candidates` matches stored last (the
+        highest ids, new papers): ranking reads every candidate, and a word in a third of the
+        store would cost 200 ms.
         Raises ValueError when the text holds no word to search for.
         """
         with self.engine.connect() as conn:
@@ -818,24 +819,24 @@ _GET_PAPER = {
     )
 }
 _COLUMNS = ", ".join(f"papers.{c.name}" for c in _LISTED)
+# The query text inline, not in a CTE: the planner then sees it and can walk the primary key
+# backwards for a common word (stopping at `candidates`) or read the GIN index for a rare one.
+_TSQUERY = "websearch_to_tsquery('english'::regconfig, :q)"
 _SEARCH_POSTGRESQL = f"""
-WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english'::regconfig, :q) AS q),
-candidates AS (
-    SELECT papers.id FROM papers, q WHERE papers.search_vector @@ q.q
-    ORDER BY papers.published DESC, papers.id DESC LIMIT :candidates)
-SELECT {_COLUMNS}, ts_rank_cd(papers.search_vector, q.q) AS score
-FROM papers JOIN candidates ON candidates.id = papers.id, q
+WITH candidates AS (
+    SELECT papers.id FROM papers WHERE papers.search_vector @@ {_TSQUERY}
+    ORDER BY papers.id DESC LIMIT :candidates)
+SELECT {_COLUMNS}, ts_rank_cd(papers.search_vector, {_TSQUERY}) AS score
+FROM candidates JOIN papers ON papers.id = candidates.id
 ORDER BY score DESC, papers.published DESC, papers.id DESC LIMIT :limit OFFSET :offset
 """
+# Ranked inside FTS5, which reads its rowids (paper ids) newest first without a sort.
 _SEARCH_SQLITE = f"""
 WITH candidates AS (
-    SELECT papers.id FROM papers_fts JOIN papers ON papers.id = papers_fts.rowid
-    WHERE papers_fts MATCH :match
-    ORDER BY papers.published DESC, papers.id DESC LIMIT :candidates)
-SELECT {_COLUMNS}, -bm25(papers_fts, 4.0, 1.0) AS score
-FROM papers_fts JOIN candidates ON candidates.id = papers_fts.rowid
-JOIN papers ON papers.id = papers_fts.rowid
-WHERE papers_fts MATCH :match
+    SELECT rowid AS id, -bm25(papers_fts, 4.0, 1.0) AS score FROM papers_fts
+    WHERE papers_fts MATCH :match ORDER BY rowid DESC LIMIT :candidates)
+SELECT {_COLUMNS}, candidates.score AS score
+FROM candidates JOIN papers ON papers.id = candidates.id
 ORDER BY score DESC, papers.published DESC, papers.id DESC LIMIT :limit OFFSET :offset
 """
 _WORD = re.compile(r"\w+")

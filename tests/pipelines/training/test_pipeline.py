@@ -62,24 +62,9 @@ def filled_store(tmp_path_factory: pytest.TempPathFactory, daily_snapshot: Path)
     """The ingestion pipeline run once on a snapshot file of real records (original lines)."""
     directory = tmp_path_factory.mktemp("store")
     snapshot = directory / "snapshot.jsonl"
-    listed: Counter[str] = Counter()
-    unseen: list[tuple[str, str, str]] = []
-    written = 0
-    with gzip.open(daily_snapshot, "rt", encoding="utf-8") as lines, snapshot.open("w") as out:
-        for line in lines:  # listed oldest first
-            record = json.loads(line)
-            label = record["categories"].split()[0]
-            if label not in EVERY:
-                continue
-            if record["update_date"] < UNTIL:
-                listed[label] += 1
-                if listed[label] % EVERY[label] == 0:
-                    out.write(line)
-                    written += 1
-            elif sum(paper[2] == label for paper in unseen) < UNSEEN_PER_CATEGORY:
-                unseen.append((record["title"], record["abstract"], label))
-            elif len(unseen) == UNSEEN_PER_CATEGORY * len(EVERY):
-                break
+    selected, unseen = training_selection(daily_snapshot)
+    snapshot.write_text("".join(selected), encoding="utf-8")
+    written = len(selected)
     source = PaperSourceDataset(snapshot=str(snapshot), snapshot_batch_size=1000)
     url = f"sqlite:///{directory / 'arxiv.db'}"
     ingestion, store, documents = run_pipeline(source, url, {"snapshot_filter": {}}, directory)
@@ -88,8 +73,30 @@ def filled_store(tmp_path_factory: pytest.TempPathFactory, daily_snapshot: Path)
     assert 2500 < written < 3500
     assert ingestion["status"] == "succeeded"
     assert (ingestion["new"], ingestion["quarantined"]) == (written, 0)
-    unseen_papers = pd.DataFrame(unseen, columns=["title", "abstract", "label"])
-    return Store(directory / "arxiv.db", written, unseen_papers)
+    return Store(directory / "arxiv.db", written, unseen)
+
+
+def training_selection(daily_snapshot: Path) -> tuple[list[str], pd.DataFrame]:
+    """Every n-th paper of EVERY's categories listed before UNTIL (original snapshot lines,
+    oldest first), and UNSEEN_PER_CATEGORY later ones per category (title, abstract, label)."""
+    listed: Counter[str] = Counter()
+    selected: list[str] = []
+    unseen: list[tuple[str, str, str]] = []
+    with gzip.open(daily_snapshot, "rt", encoding="utf-8") as lines:
+        for line in lines:  # listed oldest first
+            record = json.loads(line)
+            label = record["categories"].split()[0]
+            if label not in EVERY:
+                continue
+            if record["update_date"] < UNTIL:
+                listed[label] += 1
+                if listed[label] % EVERY[label] == 0:
+                    selected.append(line)
+            elif sum(paper[2] == label for paper in unseen) < UNSEEN_PER_CATEGORY:
+                unseen.append((record["title"], record["abstract"], label))
+            elif len(unseen) == UNSEEN_PER_CATEGORY * len(EVERY):
+                break
+    return selected, pd.DataFrame(unseen, columns=["title", "abstract", "label"])
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
