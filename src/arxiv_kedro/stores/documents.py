@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro.stores import StoreError, masked
-from arxiv_kedro.stores.relational import make_engine, upsertable_insert
+from arxiv_kedro.stores.relational import make_engine, read_only, upsertable_insert
 from arxiv_kedro.stores.schema import UTCDateTime
 
 SCHEMA_VERSION = 1
@@ -170,6 +170,7 @@ class SqlDocumentStore(DocumentStore):
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.reads = read_only(self.engine)
         try:
             _metadata.create_all(self.engine, checkfirst=True)
         except OperationalError as exc:
@@ -179,7 +180,7 @@ class SqlDocumentStore(DocumentStore):
         _check_collection(collection)
         encoded = {_encode_key(k): k for k in keys}
         found: dict[tuple, str] = {}
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             names = list(encoded)
             for start in range(0, len(names), 5000):
                 query = select(_documents.c.doc_key, _documents.c.content_hash).where(
@@ -239,7 +240,7 @@ class SqlDocumentStore(DocumentStore):
             .order_by(*(self._key_order(collection) if ordered else ()))
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return [
                 {**body, "created_at": created, "updated_at": updated}
                 for body, created, updated in conn.execute(query)
@@ -267,7 +268,7 @@ class SqlDocumentStore(DocumentStore):
     def count(self, collection: str) -> int:
         _check_collection(collection)
         query = select(func.count()).where(_documents.c.collection == collection)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return conn.execute(query).scalar_one()
 
     def ping(self) -> None:
