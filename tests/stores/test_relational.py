@@ -395,3 +395,15 @@ def test_search_ranks_the_latest_stored_candidates_title_words_first(store: Pape
     ]
     with pytest.raises(ValueError, match="no word"):
         store.search("?! --", model_name="m")
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_each_search_for_its_words(postgres_url: str) -> None:
+    """A generic plan (prepared statements) for search walks every paper: custom plans only."""
+    store = PaperStore.open(postgres_url)
+    try:
+        for engine in (store.engine, store.reads):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+    finally:
+        store.close()

@@ -103,7 +103,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    # Custom plans only: psycopg prepares a statement run 5 times, and PostgreSQL's generic plan
+    # for the search (words unknown) walks every paper — 220 ms a query instead of 5 to 50.
+    connect_args = {"connect_timeout": 10, "options": "-c plan_cache_mode=force_custom_plan"}
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
 def read_only(engine: Engine) -> Engine:
