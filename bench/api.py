@@ -23,7 +23,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +37,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
-import psycopg
 import redis
 import requests
 import yaml
@@ -49,15 +47,17 @@ sys.path.insert(0, str(ROOT))
 from bench.classifier import kedro  # noqa: E402
 from bench.ingestion import (  # noqa: E402
     BENCH_REDIS_URL,
-    POSTGRES_ADMIN_URL,
     document_server,
+    drop_postgres,
     postgres_version,
+    scratch_postgres,
 )
 from bench.report import DOCS, machine, write_section  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 
 SCRATCH = Path(os.environ.get("BENCH_API_DIR", "/tmp/arxiv-bench-api"))
-DATABASE = "bench_api"  # the prod-like stack's PostgreSQL database (created, then dropped)
+DATABASE = "bench_api"  # the database nx-27017 holds the documents in
 UVICORN = Path(sys.executable).parent / "uvicorn"
 SEED = 6  # issue 6: the same ids, queries and abstracts on every run
 HOT_SET = 100  # papers of the hot-set variant: after the warm-up, every read is a cache hit
@@ -201,18 +201,13 @@ def prod_stores(project: Path, snapshot: Path) -> Iterator[dict[str, str]]:
     `kedro run --env prod`; all of it removed on the way out. Documents go to PostgreSQL through
     the SQL document store (a `MONGO_URI` that is not mongodb:// selects it)."""
     namespace = f"arxiv-bench-api-{uuid.uuid4().hex[:8]}"
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    databases = (DATABASE, f"{DATABASE}_documents")
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        for name in databases:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+    databases = [scratch_postgres(), scratch_postgres()]  # papers, documents
     try:
         write_conf(project, namespace)
         env = {
             **base_env(project),
-            "DATABASE_URL": f"{base}/{databases[0]}",
-            "MONGO_URI": f"{base}/{databases[1]}",
+            "DATABASE_URL": databases[0][1],
+            "MONGO_URI": databases[1][1],
             "REDIS_URL": BENCH_REDIS_URL,
             "KEDRO_ENV": "prod",
             "BENCH_NAMESPACE": namespace,
@@ -222,9 +217,8 @@ def prod_stores(project: Path, snapshot: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         flush_namespace(namespace, everything=True)
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            for name in databases:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name, _ in databases:
+            drop_postgres(name)
 
 
 @contextmanager
@@ -334,12 +328,6 @@ def _title_words(title: str) -> list[str]:
 
 
 # --- the API server and the load ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def running_api(
         *("--host", "127.0.0.1", "--port", str(port)),
     ]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("API_")},  # only `env`'s
         "KEDRO_DISABLE_TELEMETRY": "true",
         "API_CONF_SOURCE": str(conf_source),
         **env,
