@@ -65,11 +65,12 @@ def speed(tracking_uri: str, store_url: str) -> dict:
     import mlflow
 
     from arxiv_kedro.classification import registry
-    from arxiv_kedro.stores.relational import PaperStore
+    from arxiv_kedro.stores.relational.engine import Database
+    from arxiv_kedro.stores.relational.ml import MlStore
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
-    papers = PaperStore(store_url).labeled_papers()[["title", "abstract"]]
+    papers = MlStore(Database.open(store_url)).labeled_papers()[["title", "abstract"]]
     started = time.perf_counter()
     classifier = registry.load()
     load_seconds = time.perf_counter() - started

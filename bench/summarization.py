@@ -23,18 +23,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kedro.io import MemoryDataset  # noqa: E402
+
 from arxiv_kedro.llm.client import LlmClient  # noqa: E402
 from arxiv_kedro.llm.extractive import textrank  # noqa: E402
 from arxiv_kedro.llm.summaries import SummaryAnswer, render  # noqa: E402
-from arxiv_kedro.pipelines.ingestion.nodes import ingest_papers  # noqa: E402
-from arxiv_kedro.pipelines.summarization.nodes import summarize_papers  # noqa: E402
-from arxiv_kedro.sources.snapshot import SnapshotFile  # noqa: E402
-from arxiv_kedro.stores.coordination import FileLock  # noqa: E402
+from arxiv_kedro.pipelines.summarization.pipeline import create_pipeline  # noqa: E402
 from arxiv_kedro.stores.documents import open_document_store  # noqa: E402
-from arxiv_kedro.stores.relational import PaperStore  # noqa: E402
+from arxiv_kedro.stores.relational.engine import Database  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 from tests.support.mistral_server import MistralServer  # noqa: E402
+from tests.support.pipelines import backfill, project_catalog, run_pipeline  # noqa: E402
 
 PARAMS = yaml.safe_load((ROOT / "conf/base/parameters_summarization.yml").read_text())
 CHARS_PER_TOKEN = 4.0  # English and the Latin-script translations; Mistral's tokenizer ≈ 3.5–4.5
@@ -83,21 +83,34 @@ def overhead(server: MistralServer, records: list[dict], params: dict) -> dict:
 
 
 def pipeline(server: MistralServer, snapshot: Path, count: int, params: dict) -> dict:
+    """The summarization pipeline on the project's catalog over `count` papers: offline, online,
+    a rerun, and a rerun after losing every summary document (the paid answers still cached)."""
     with tempfile.TemporaryDirectory() as tmp:
         small = Path(tmp) / "papers.jsonl"
         small.write_text("".join(json.dumps(r) + "\n" for r in abstracts(snapshot, count)))
-        store = PaperStore.open(f"sqlite:///{tmp}/arxiv.db")
-        documents = open_document_store(f"sqlite:///{tmp}/documents.db")
-        ingest_papers(SnapshotFile(str(small)), store, documents, FileLock(f"{tmp}/lock"), {})
+        stores = {
+            "relational_url": f"sqlite:///{tmp}/arxiv.db",
+            "documents_url": f"sqlite:///{tmp}/documents.db",
+        }
+        backfill(small, Path(tmp), **stores)
         run = {**params, "max_papers": count}
-        offline = summarize_papers(store, documents, None, run)
+
+        def summarize(llm: LlmClient | None) -> dict:
+            catalog = project_catalog(params={"summarization": run}, **stores)
+            catalog["llm"] = MemoryDataset(llm, copy_mode="assign")
+            catalog["summarization_report"] = MemoryDataset()
+            run_pipeline(create_pipeline(), catalog)
+            return catalog.load("summarization_report")
+
+        offline = summarize(None)
         llm = LlmClient("bench-key", server_url=server.url, max_retries=0)
-        online = summarize_papers(store, documents, llm, run)
-        again = summarize_papers(store, documents, llm, run)
+        online = summarize(llm)
+        again = summarize(llm)
+        documents = open_document_store(stores["documents_url"])
         with documents.engine.begin() as conn:  # the documents lost, the paid answers cached
             conn.exec_driver_sql("DELETE FROM documents WHERE collection = 'summaries'")
-        lost = summarize_papers(store, documents, llm, run)
-        store.engine.dispose()
+        lost = summarize(llm)
+        Database.close_shared()
     return {"offline": offline, "online": online, "again": again, "lost": lost}
 
 

@@ -13,8 +13,9 @@ import anyio
 from fastapi import Header, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arxiv_kedro.coordination.rate_limit import LocalTokenBucket, RedisTokenBucket
+from arxiv_kedro.coordination.redis_store import RedisStore
 from arxiv_kedro.stores import StoreError
-from arxiv_kedro.stores.coordination import LocalTokenBucket, RedisStore, RedisTokenBucket
 from serving.services import Svc
 from serving.settings import Settings
 

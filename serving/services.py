@@ -19,10 +19,10 @@ from fastapi import Depends, Request, Response
 from kedro.io import DatasetError
 
 from arxiv_kedro.classification import registry
+from arxiv_kedro.coordination.cache import Cache, LocalCache, RedisCache
 from arxiv_kedro.stores import StoreError, masked
-from arxiv_kedro.stores.coordination import Cache, LocalCache, RedisCache
 from arxiv_kedro.stores.documents import DocumentStore
-from arxiv_kedro.stores.relational import PaperStore
+from arxiv_kedro.stores.relational.read_model import ReadModel
 from serving.settings import LOCAL_CACHE_TTL_SECONDS, Settings
 from serving.taxonomy import Taxonomy
 
@@ -195,12 +195,12 @@ class Services:
         return cls(settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy))
 
     @property
-    def papers(self) -> PaperStore:
-        return self._store("paper_store")
+    def papers(self) -> ReadModel:
+        return self._store("read_model")
 
     @property
     def documents(self) -> DocumentStore:
-        return self._store("document_store")
+        return self._store("documents")
 
     @property
     def redis(self) -> RedisCache | None:
@@ -246,8 +246,8 @@ class Services:
         return body
 
     def close(self) -> None:
-        for store in self._opened.values():
-            store.close()
+        """Forget the stores: their pools are the process's, shared by the catalog's datasets
+        (`Database.shared`), and end with it."""
         self._opened.clear()
 
 

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from arxiv_kedro import settings as project_settings
 
 # The catalog entries the API reads through; `api_cache` is optional (in-process cache without).
-STORES = ("paper_store", "document_store", "api_cache")
+STORES = ("read_model", "documents", "api_cache")
 LOCAL_CACHE_TTL_SECONDS = 10.0  # no Redis: pipelines cannot invalidate, so entries stay briefly
 
 

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 import redis
 
-from arxiv_kedro.stores.coordination import RedisStore
-from arxiv_kedro.stores.relational import PaperStore
+from arxiv_kedro.coordination.redis_store import RedisStore
+from arxiv_kedro.stores.relational.engine import Database
 from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -116,10 +116,11 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[PaperStore]:
-    paper_store = PaperStore.open(store_url)
-    yield paper_store
-    paper_store.engine.dispose()
+def store(store_url: str) -> Iterator[Database]:
+    """The relational store, migrated, on SQLite and on PostgreSQL (a schema of its own)."""
+    database = Database.open(store_url)
+    yield database
+    database.engine.dispose()
 
 
 def free_port() -> int:

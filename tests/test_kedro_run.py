@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 
 from arxiv_kedro.stores import schema
 from arxiv_kedro.stores.documents import SqlDocumentStore
-from arxiv_kedro.stores.relational import make_engine
-from tests.support.arxiv_server import ArxivServer, delay
+from arxiv_kedro.stores.relational.engine import make_engine
+from tests.support.arxiv_server import ArxivServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEDRO = Path(sys.executable).parent / "kedro"
@@ -48,10 +48,10 @@ def project(tmp_path: Path) -> Path:
 
 
 def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> None:
-    """Point `paper_source` at $ARXIV_API_URL with test-friendly pacing and set the categories."""
+    """Point `arxiv_api` at $ARXIV_API_URL with test-friendly pacing and set the categories."""
     settings = {"delay_seconds": 0.05, "page_size": 200, "max_retries": 1, **api}
     source = {
-        "type": "arxiv_kedro.datasets.PaperSourceDataset",
+        "type": "arxiv_kedro.datasets.ArxivApiDataset",
         "api": {"url": "${env:ARXIV_API_URL}", "backoff_seconds": 0.1, **settings},
     }
     params = {
@@ -62,7 +62,7 @@ def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> 
         "until": None,
     }
     local = project / "conf" / "local"
-    (local / "catalog.yml").write_text(yaml.safe_dump({"paper_source": source}))
+    (local / "catalog.yml").write_text(yaml.safe_dump({"arxiv_api": source}))
     (local / "parameters_ingestion.yml").write_text(yaml.safe_dump({"ingestion": params}))
 
 
@@ -204,16 +204,20 @@ def committed_papers(url: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("phase", ["fetch", "store"])
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
 def test_killed_run_resumes_without_loss_or_duplicates(
     backend: str,
+    phase: str,
     project: Path,
     corpus_server: ArxivServer,
     corpus: list[dict],
     request: pytest.FixtureRequest,
 ) -> None:
+    """SIGKILL while pages are fetched, or while batches are stored: the rerun stores every
+    paper exactly once and, after a kill in the store step, resumes from the watermarks."""
     url = (
         request.getfixturevalue("postgres_url") if backend == "postgresql" else sqlite_url(project)
     )
@@ -222,26 +226,33 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     expected = expected_ids(corpus, categories, UNTIL - lookback, END)
     assert len(expected) == 3000
     use_api(project, categories, lookback_days=lookback.days, page_size=100)
-    # The run makes 43 requests; slow the first 24 so it is caught (at ~1,000 papers, request 16).
-    corpus_server.inject(*[delay(0.1)] * 24)
     env = {"ARXIV_API_URL": corpus_server.url, "DATABASE_URL": url}
 
     killed = subprocess.Popen(
-        [str(KEDRO), "run", *until_param(UNTIL)],
+        [str(KEDRO), "run", "--pipeline", "ingestion", *until_param(UNTIL)],
         cwd=project,
         env=kedro_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the run and its forked reader share a process group
     )
+
+    def caught() -> bool:  # the run makes 43 requests, then stores 30 batches of 100
+        if phase == "fetch":
+            return len(corpus_server.requests) >= 16
+        return committed_papers(url) >= 500
+
     deadline = time.monotonic() + 60
-    while committed_papers(url) < 1000 and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not caught() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=10)
     stored_at_kill = committed_papers(url)
-    assert 1000 <= stored_at_kill < len(expected), "the run was not caught in the middle"
-    resumed_from = min(watermarks(url).values())
+    if phase == "fetch":
+        assert stored_at_kill == 0, "the run was not caught fetching"
+    else:
+        assert 500 <= stored_at_kill < len(expected), "the run was not caught storing"
+    marks = watermarks(url)
     requests_of_killed_run = len(corpus_server.requests)
 
     rerun = kedro_run(project, *until_param(UNTIL), **env)
@@ -254,12 +265,16 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert watermarks(url) == dict.fromkeys(categories, END)
     assert article_count(project) == len(ids)
     statuses = run_statuses(url)
-    assert [status for status, _ in statuses] == ["interrupted", "succeeded"]
-    assert "ended before the run finished" in statuses[0][1]
+    assert [status for status, _ in statuses] == (
+        ["succeeded"] if phase == "fetch" else ["interrupted", "succeeded"]
+    )
+    if phase == "store":
+        assert "ended before the run finished" in statuses[0][1]
     assert [count for statement in ORPHANS for (count,) in query(url, text(statement))] == [0] * 3
-    first_window = f"submittedDate:[{UNTIL - lookback:%Y%m%d%H%M} TO"
-    rerun_queries = [
-        r.params["search_query"] for r in corpus_server.requests[requests_of_killed_run:]
-    ]
-    assert resumed_from > UNTIL - lookback
-    assert not [q for q in rerun_queries if first_window in q], "the rerun started over"
+    if phase == "store":  # the rerun asks only for what the watermarks lack
+        first_window = f"submittedDate:[{UNTIL - lookback:%Y%m%d%H%M} TO"
+        rerun_queries = [
+            r.params["search_query"] for r in corpus_server.requests[requests_of_killed_run:]
+        ]
+        assert min(marks.values()) > UNTIL - lookback
+        assert not [q for q in rerun_queries if first_window in q], "the rerun started over"

@@ -27,7 +27,7 @@ def ready(svc: Svc) -> JSONResponse:
     """Each store, the cache and the model checked; 503 when one of them fails."""
 
     def papers() -> str:
-        return f"{svc.papers.count():,} papers"
+        return f"{svc.papers.db.count():,} papers"
 
     def documents() -> str:
         svc.documents.ping()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from arxiv_kedro.classification.registry import MODEL_NAME
-from arxiv_kedro.papers import InvalidRecord, parse_arxiv_id
+from arxiv_kedro.papers import CATEGORY_PATTERN, InvalidRecord, parse_arxiv_id
 from serving import views
 from serving.models import PaperDetail, PaperPage, Problem, SearchPage
 from serving.security import read_key
@@ -17,7 +17,7 @@ from serving.services import Services, Svc, json_response
 router = APIRouter(prefix="/v1", tags=["papers"], dependencies=[Depends(read_key)])
 MAX_SCAN = 5_000  # rows read per request looking for papers with a summary
 MAX_SEARCH_RESULTS = 1_000  # how deep search results can be paged
-CATEGORY = r"^[a-z][a-z\-]*(\.[A-Za-z][A-Za-z\-]*)?$"
+CATEGORY = f"^{CATEGORY_PATTERN}$"
 Limit = Annotated[int, Query(ge=1, le=100, description="items per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
 ERRORS: dict[int | str, dict[str, Any]] = {

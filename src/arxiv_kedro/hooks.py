@@ -1,14 +1,16 @@
 """Project hooks: the champion gate's decision applied once the model is in the registry; the
-API cache emptied whenever a pipeline writes a store."""
+ingestion lock and run record around a pipeline that writes paper batches; the API cache emptied
+when a pipeline saves what the API serves."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.pipeline import Node
+from kedro.pipeline import Node, Pipeline
 
 from arxiv_kedro.classification import registry
 from arxiv_kedro.stores import StoreError
@@ -88,35 +90,94 @@ class ChampionHook:
             )
 
 
-class CacheInvalidationHook:
-    """Empties the REST API's cache (catalog entry `api_cache`, conf/prod) after every node that
-    was handed a store, so the API serves new papers, predictions and summaries at once. A cache
-    that cannot be reached is logged, never fails the run: its entries expire on their own.
+class IngestionRunHook:
+    """Holds the ingestion lock (catalog entry `ingestion_lock`) while a pipeline that writes
+    paper batches runs, so two ingestion runs never overlap; if the pipeline fails, records the
+    ingestion run as failed with the error — also when it failed before its first batch (e.g.
+    the API could not be reached). A run killed outright is marked interrupted by the next one.
     """
 
-    STORES = frozenset({"paper_store", "document_store"})
+    WRITER = "papers@batches"
 
     def __init__(self) -> None:
+        self._lock: Any = None
+        self._writer: Any = None
+        self._source = ""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
+        if self.WRITER not in pipeline.all_outputs():
+            return
+        lock = catalog.load("ingestion_lock")
+        lock.__enter__()  # LockHeld when another run holds it: this run stops before any work
+        self._lock, self._writer = lock, catalog.get(self.WRITER)
+        self._source = "api" if "arxiv_api" in pipeline.all_inputs() else "snapshot"
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.fail(f"{error.__class__.__name__}: {error}", self._source)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock, self._writer = self._lock, None, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+class CacheInvalidationHook:
+    """Empties the REST API's cache (catalog entry `api_cache`, conf/prod) after a save of a
+    dataset whose catalog metadata says `serves_api: true` (papers, predictions, summaries,
+    reports), so the API serves them at once instead of after a TTL. During a long run it
+    empties at most every `min_interval_seconds`, and once more when the run ends. A cache that
+    cannot be reached is logged, never fails the run: its entries expire on their own.
+    """
+
+    def __init__(self, min_interval_seconds: float = 5.0) -> None:
+        self.min_interval_seconds = min_interval_seconds
         self._catalog: Any = None
+        self._dirty: str | None = None  # a dataset saved since the last invalidation
+        self._last = -float("inf")
 
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
         self._catalog = catalog if "api_cache" in catalog else None
 
     @hook_impl
-    def after_node_run(self, node: Node) -> None:
-        self._invalidate(node)
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        if self._catalog is None or not serves_api(self._catalog, dataset_name):
+            return
+        self._dirty = dataset_name
+        if time.monotonic() - self._last >= self.min_interval_seconds:
+            self._invalidate()
 
     @hook_impl
-    def on_node_error(self, node: Node) -> None:
-        self._invalidate(node)  # a failed node may have committed batches before it failed
+    def after_pipeline_run(self) -> None:
+        self._invalidate()
 
-    def _invalidate(self, node: Node) -> None:
-        if self._catalog is None or not self.STORES.intersection(node.inputs):
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._invalidate()  # batches committed before the failure are served too
+
+    def _invalidate(self) -> None:
+        if self._dirty is None:
             return
+        saved, self._dirty, self._last = self._dirty, None, time.monotonic()
         try:
             removed = self._catalog.load("api_cache").invalidate()
         except StoreError as exc:
-            logger.warning("The API cache was not invalidated after %s: %s", node.name, exc)
+            logger.warning("The API cache was not invalidated after %s: %s", saved, exc)
             return
-        logger.info("API cache invalidated after %s (%d entries)", node.name, removed)
+        logger.info("API cache invalidated after saving %s (%d entries)", saved, removed)
+
+
+def serves_api(catalog: Any, dataset_name: str) -> bool:
+    """Whether the dataset's catalog entry says the REST API serves what it holds."""
+    metadata = getattr(catalog.get(dataset_name), "metadata", None) or {}
+    return bool(metadata.get("serves_api"))

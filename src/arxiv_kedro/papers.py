@@ -16,7 +16,9 @@ from typing import Any
 _NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
 _OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
 _ABS_PREFIX = re.compile(r"^https?://(?:export\.)?arxiv\.org/abs/")
-_CATEGORY = re.compile(r"[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?")
+# A category id's shape (archive or archive.CLASS): the one pattern ingestion and the API check.
+CATEGORY_PATTERN = r"[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?"
+_CATEGORY = re.compile(CATEGORY_PATTERN)
 # Categories are `archive.CLASS` or hyphenated (hep-th, astro-ph); a bare word is one only when it
 # is one of these archives (the taxonomy's) — not a word of a comment exported among categories.
 _BARE_ARCHIVES = frozenset({"cs", "econ", "eess", "math", "nlin", "physics", "stat"})

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from arxiv_kedro.pipelines.inference.pipeline import create_pipeline as inference_pipeline
+from arxiv_kedro.pipelines.ingestion.pipeline import create_backfill_pipeline
+
+DOWNSTREAM = ("inference", "summarization")  # what the default runs once papers are ingested
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every pipeline under `pipelines/`; the default ingests, then labels what is new.
+    """Every pipeline under `pipelines/`, `backfill` (a snapshot instead of the live API), and the
+    default: ingest — from the API, or from the snapshot `ARXIV_SNAPSHOT` names — then label and
+    summarize what is new (they read what ingestion writes, so they run after it).
 
     Training is an explicit step: `kedro run --pipeline training`.
     """
-    pipelines = find_pipelines(raise_errors=True)  # only the requested ones, unless the default
-    if "ingestion" in pipelines:
-        pipelines["__default__"] = pipelines["ingestion"] + inference_pipeline(
-            after=("ingestion_report",)
-        )
+    pipelines = find_pipelines(raise_errors=True)  # `--pipeline X`: only X is looked for
+    pipelines["backfill"] = create_backfill_pipeline()
+    if all(name in pipelines for name in ("ingestion", *DOWNSTREAM)):
+        source = pipelines["backfill" if os.environ.get("ARXIV_SNAPSHOT") else "ingestion"]
+        pipelines["__default__"] = sum((pipelines[name] for name in DOWNSTREAM), source)
     return pipelines

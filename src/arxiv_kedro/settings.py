@@ -17,6 +17,6 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": _env},
 }
 
-from arxiv_kedro.hooks import CacheInvalidationHook, ChampionHook  # noqa: E402
+from arxiv_kedro.hooks import CacheInvalidationHook, ChampionHook, IngestionRunHook  # noqa: E402
 
-HOOKS = (ChampionHook(), CacheInvalidationHook())
+HOOKS = (IngestionRunHook(), ChampionHook(), CacheInvalidationHook())

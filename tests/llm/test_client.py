@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import httpx2
 import pytest
 
+from arxiv_kedro.coordination.rate_limit import LocalTokenBucket
 from arxiv_kedro.datasets.llm_client import LlmClientDataset
 from arxiv_kedro.llm import summaries as s
 from arxiv_kedro.llm.client import (
@@ -22,7 +23,6 @@ from arxiv_kedro.llm.client import (
     Usage,
 )
 from arxiv_kedro.retry import retry_after_seconds
-from arxiv_kedro.stores.coordination import LocalTokenBucket
 from tests.conftest import free_port
 from tests.support.mistral_server import (
     MistralServer,
@@ -173,14 +173,21 @@ def test_429_with_retry_after_waits_what_the_server_asks(
     assert completion.usage == billed(server)
 
 
-def test_retry_after_is_capped_by_max_wait_seconds(
+def test_retry_after_beyond_max_wait_gives_up_instead_of_retrying_early(
     server: MistralServer, make_client: Callable[..., LlmClient], waits: list[float]
 ) -> None:
+    """The server's Retry-After is never shortened (the arXiv client follows the same policy)."""
     server.inject(status(429, retry_after=3600))
 
-    make_client(max_wait_seconds=30).complete(summarize_messages(), s.SummaryAnswer)
+    with pytest.raises(LlmUnavailable) as raised:
+        make_client(max_wait_seconds=30).complete(summarize_messages(), s.SummaryAnswer)
 
-    assert waits == [30.0]
+    assert waits == []
+    assert len(server.requests) == 1
+    assert raised.value.status == 429
+    assert raised.value.reason == (
+        "HTTP 429; the server asks to wait 3600 s, more than the 30 s allowed (max_wait_seconds)"
+    )
 
 
 def test_5xx_backs_off_exponentially_then_succeeds(
@@ -221,7 +228,7 @@ def test_exhausted_retries_raise_unavailable(
     assert len(server.requests) == 3  # max_retries + 1
     assert len(waits) == 2
     assert raised.value.status == 503
-    assert raised.value.reason == "HTTP 503 after 3 attempts"
+    assert raised.value.reason == "HTTP 503; gave up after 3 attempts"
     assert server.pending_faults == 1  # nothing more was asked
 
 

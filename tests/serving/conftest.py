@@ -25,25 +25,21 @@ import redis
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
-from kedro.pipeline import Pipeline
-from kedro.runner import SequentialRunner
+from kedro.io import DataCatalog, MemoryDataset
 
 from arxiv_kedro.classification import registry
-from arxiv_kedro.datasets import (
-    LlmClientDataset,
-    PaperSourceDataset,
-    RegisteredModelDataset,
-    RunLockDataset,
-)
+from arxiv_kedro.datasets import LlmClientDataset, RunLockDataset, SnapshotDataset
+from arxiv_kedro.datasets.documents import shared_document_store
 from arxiv_kedro.papers import Paper, from_snapshot_record
-from arxiv_kedro.pipelines import inference, ingestion, summarization
+from arxiv_kedro.pipelines import inference, summarization
+from arxiv_kedro.pipelines.ingestion.pipeline import create_backfill_pipeline
 from arxiv_kedro.stores.documents import DocumentStore
-from arxiv_kedro.stores.relational import PaperStore
+from arxiv_kedro.stores.relational.engine import Database
 from serving.settings import Settings
 from tests.conftest import REDIS_URL, DocumentServer
 from tests.pipelines.training.test_pipeline import set_training, training_selection
 from tests.support.mistral_server import MistralServer
+from tests.support.pipelines import project_catalog, run_pipeline
 from tests.support.ui import running_api
 from tests.test_kedro_run import PROJECT_ROOT, STORE_SETTINGS, kedro_run
 
@@ -88,7 +84,8 @@ class World:
     env: str
     taxonomy: Path
     corpus: Corpus
-    entries: dict[str, Any]  # the store entries of conf/<env>/catalog.yml
+    stores_globals: dict[str, str]  # conf/<env>/globals.yml: where the stores are
+    entries: dict[str, Any] = field(default_factory=dict)  # conf/<env>/catalog.yml
     namespace: str | None = None  # prod: the Redis namespace of `api_cache`
     stores: DataCatalog = field(init=False)
 
@@ -117,12 +114,17 @@ class World:
         }
 
     @property
-    def papers(self) -> PaperStore:
-        return self.stores.load("paper_store")
+    def papers(self) -> Database:
+        return Database.shared(self.stores_globals["relational_url"])
 
     @property
     def documents(self) -> DocumentStore:
-        return self.stores.load("document_store")
+        globals_ = self.stores_globals
+        return shared_document_store(globals_["documents_url"], globals_["documents_database"])
+
+    def catalog(self, **params: Any) -> DataCatalog:
+        """The pipelines' catalog of this world, with `params` ({"ingestion": {...}, ...})."""
+        return project_catalog(self.env, conf=self.conf, params=params)
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Summary documents by arxiv_id."""
@@ -130,7 +132,6 @@ class World:
 
     def close(self) -> None:
         self.papers.close()
-        self.documents.close()
 
 
 def make_app(settings: Settings) -> FastAPI:
@@ -201,47 +202,25 @@ def corpus(
     return Corpus(*paths, records, unseen)
 
 
-def run(pipeline: Pipeline, stores: DataCatalog, **datasets: Any) -> dict[str, Any]:
-    """Run `pipeline` on the world's store datasets and `datasets` (plain values are wrapped);
-    returns its reports."""
-    catalog = DataCatalog(
-        {
-            "paper_store": stores["paper_store"],
-            "document_store": stores["document_store"],
-            **{
-                name: value if isinstance(value, AbstractDataset) else MemoryDataset(value)
-                for name, value in datasets.items()
-            },
-        }
-    )
-    outputs = SequentialRunner().run(pipeline, catalog)
-    return {name: dataset.load() for name, dataset in outputs.items()}
-
-
 def fill(world: World, workdir: Path) -> None:
     """Ingest the first papers, summarize them (offline, then the newest few with the local
     Mistral server), then ingest the others: they have no summary."""
 
     def ingest(snapshot: Path) -> None:
-        report = run(
-            ingestion.create_pipeline(),
-            world.stores,
-            paper_source=PaperSourceDataset(snapshot=str(snapshot), snapshot_batch_size=1000),
-            ingestion_lock=RunLockDataset("ingestion", path=str(workdir / "ingestion.lock")),
-            **{"params:ingestion": {"snapshot_filter": {}}, "ingestion_report": MemoryDataset()},
-        )["ingestion_report"]
+        catalog = world.catalog(ingestion={})
+        catalog["snapshot"] = SnapshotDataset(str(snapshot), batch_size=1000)
+        catalog["ingestion_lock"] = RunLockDataset("ingestion", path=str(workdir / "lock"))
+        catalog["ingestion_report"] = MemoryDataset()
+        run_pipeline(create_backfill_pipeline(), catalog)
+        report = catalog.load("ingestion_report")
         assert (report["status"], report["quarantined"]) == ("succeeded", 0), report
 
     def summarize(llm: LlmClientDataset, **params: Any) -> dict[str, Any]:
-        return run(
-            summarization.create_pipeline(),
-            world.stores,
-            llm=llm,
-            **{
-                "params:summarization": {**copy.deepcopy(SUMMARIZATION), **params},
-                "summarization_report": MemoryDataset(),
-            },
-        )["summarization_report"]
+        catalog = world.catalog(summarization={**copy.deepcopy(SUMMARIZATION), **params})
+        catalog["llm"] = llm
+        catalog["summarization_report"] = MemoryDataset()
+        run_pipeline(summarization.create_pipeline(), catalog)
+        return catalog.load("summarization_report")
 
     ingest(world.corpus.first)
     offline = summarize(LlmClientDataset(api_key=""))
@@ -261,22 +240,24 @@ def fill(world: World, workdir: Path) -> None:
 
 
 def label(world: World) -> None:
-    report = run(
-        inference.create_pipeline(),
-        world.stores,
-        champion=RegisteredModelDataset(),
-        **{"params:inference": {"batch_size": 5000}, "inference_report": MemoryDataset()},
-    )["inference_report"]
+    catalog = world.catalog()
+    catalog["inference_report"] = MemoryDataset()
+    run_pipeline(inference.create_pipeline(), catalog)
+    report = catalog.load("inference_report")
     assert report["status"] == "ok", report
     assert report["predicted"] == len(world.corpus.records), report
 
 
-def write_catalog(conf: Path, env: str, entries: dict[str, Any]) -> None:
-    """conf/base (the repository's) plus `entries` in conf/<env>/catalog.yml."""
+def write_conf(
+    conf: Path, env: str, stores: dict[str, str], entries: dict[str, Any] | None = None
+) -> None:
+    """conf/base (the repository's), the stores in conf/<env>/globals.yml and `entries` in
+    conf/<env>/catalog.yml."""
     if not (conf / "base").exists():
         shutil.copytree(PROJECT_ROOT / "conf" / "base", conf / "base")
     (conf / env).mkdir(parents=True, exist_ok=True)
-    (conf / env / "catalog.yml").write_text(yaml.safe_dump(entries))
+    (conf / env / "globals.yml").write_text(yaml.safe_dump(stores))
+    (conf / env / "catalog.yml").write_text(yaml.safe_dump(entries or {}))
 
 
 # --- the embedded world and the champion --------------------------------------------------------
@@ -292,18 +273,14 @@ def embedded_project(
     (project / "src").mkdir()  # the package itself is installed (editable) in the venv
     data = project / "data" / "03_primary"
     data.mkdir(parents=True)
-    entries = {
-        "paper_store": {
-            "type": "arxiv_kedro.datasets.PaperStoreDataset",
-            "url": f"sqlite:///{data / 'arxiv.db'}",
-        },
-        "document_store": {
-            "type": "arxiv_kedro.datasets.DocumentStoreDataset",
-            "url": f"sqlite:///{data / 'documents.db'}",
-        },
+    stores = {
+        "relational_url": f"sqlite:///{data / 'arxiv.db'}",
+        "documents_url": f"sqlite:///{data / 'documents.db'}",
+        "documents_database": "arxiv",
+        "redis_url": "",
     }
-    write_catalog(project / "conf", "local", entries)
-    world = World("embedded", project / "conf", "local", taxonomy, corpus, entries)
+    write_conf(project / "conf", "local", stores)
+    world = World("embedded", project / "conf", "local", taxonomy, corpus, stores)
     fill(world, project)
     yield world
     world.close()
@@ -368,24 +345,23 @@ def prod(
     schema = f"serving_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    entries = {
-        "paper_store": {
-            "type": "arxiv_kedro.datasets.PaperStoreDataset",
-            "url": f"{postgres_database}?options=-csearch_path%3D{schema}",
-        },
-        "document_store": {
-            "type": "arxiv_kedro.datasets.DocumentStoreDataset",
-            "url": document_server.url,
-            "database": f"arxiv_test_{uuid.uuid4().hex[:12]}",
-        },
+    stores = {
+        "relational_url": f"{postgres_database}?options=-csearch_path%3D{schema}",
+        "documents_url": document_server.url,
+        "documents_database": f"arxiv_test_{uuid.uuid4().hex[:12]}",
+        "redis_url": REDIS_URL,
+    }
+    entries = {  # the prod catalog's API cache, in a namespace of its own
         "api_cache": {
             "type": "arxiv_kedro.datasets.ApiCacheDataset",
             "redis_url": REDIS_URL,
             "namespace": redis_namespace,
         },
     }
-    write_catalog(directory / "conf", "prod", entries)
-    world = World("prod", directory / "conf", "prod", taxonomy, corpus, entries, redis_namespace)
+    write_conf(directory / "conf", "prod", stores, entries)
+    world = World(
+        "prod", directory / "conf", "prod", taxonomy, corpus, stores, entries, redis_namespace
+    )
     fill(world, directory)
     label(world)
     yield world

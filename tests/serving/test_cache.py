@@ -1,5 +1,6 @@
-"""The API's cache: hot reads in Redis (prod), emptied by `CacheInvalidationHook` after a node that
-was handed a store; in-process and short-lived without Redis (embedded)."""
+"""The API's cache: hot reads in Redis (prod), emptied by `CacheInvalidationHook` after a save of
+a dataset the API serves (catalog metadata `serves_api`); in-process and short-lived without
+Redis (embedded)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
-from kedro.pipeline import Node
 
-from arxiv_kedro import settings as project_settings
-from arxiv_kedro.hooks import CacheInvalidationHook
+from arxiv_kedro.hooks import CacheInvalidationHook, serves_api
 from arxiv_kedro.papers import Paper
-from arxiv_kedro.pipelines import ingestion, summarization, training
+from arxiv_kedro.pipelines import inference, summarization, training
+from arxiv_kedro.pipelines.ingestion import pipeline as ingestion
+from arxiv_kedro.stores.relational.ingestion import IngestionStore
 from tests.conftest import REDIS_URL, free_port
 from tests.serving.conftest import World
 from tests.serving.test_papers import stored_order
@@ -27,28 +27,26 @@ EMBEDDED = pytest.mark.parametrize("world", ["embedded"], indirect=True)
 PROD = pytest.mark.parametrize(
     "world", [pytest.param("prod", marks=pytest.mark.postgres)], indirect=True
 )
-STORES = {"paper_store", "document_store"}
+SERVED = {"papers@batches", "predictions@batches", "summaries"}
 
 
-def project_catalog(world: World) -> DataCatalog:
-    """The whole catalog a `kedro run` of the world's env would create."""
-    args = project_settings.CONFIG_LOADER_ARGS
-    loader = OmegaConfigLoader(
-        conf_source=str(world.conf),
-        env=world.env,
-        **{k: v for k, v in args.items() if k != "default_run_env"},
-    )
-    return DataCatalog.from_config(loader["catalog"])
+def hook_for(world: World, **options: float) -> CacheInvalidationHook:
+    """The hook, as a `kedro run` of the world's env creates it."""
+    hook = CacheInvalidationHook(**options)
+    hook.after_catalog_created(world.catalog())
+    return hook
 
 
-def node_with(*stores: str) -> Node:
-    """A real pipeline node handed exactly `stores` (none: a training node)."""
-    nodes = [
-        *ingestion.create_pipeline().nodes,
-        *summarization.create_pipeline().nodes,
-        *training.create_pipeline().nodes,
+def test_what_the_api_serves_is_marked_in_the_catalog(world: World) -> None:
+    catalog = world.catalog()
+    pipelines = [
+        ingestion.create_pipeline(),
+        ingestion.create_backfill_pipeline(),
+        *(module.create_pipeline() for module in (inference, summarization, training)),
     ]
-    return next(n for n in nodes if STORES.intersection(n.inputs) == set(stores))
+    written = {output for pipeline in pipelines for output in pipeline.all_outputs()}
+
+    assert {name for name in written if serves_api(catalog, name)} == SERVED
 
 
 @pytest.fixture
@@ -70,14 +68,15 @@ def retitle(world: World) -> Iterator[Callable[[str, str], Paper]]:
 
     def change(arxiv_id: str, title: str) -> Paper:
         paper = world.corpus.papers[arxiv_id]
-        counts = world.papers.write_batch([dataclasses.replace(paper, title=title)], source="test")
+        writer = IngestionStore(world.papers)
+        counts = writer.write_batch([dataclasses.replace(paper, title=title)], source="test")
         assert counts.updated == 1
         changed.append(paper)
         return paper
 
     yield change
     for paper in changed:
-        world.papers.write_batch([paper], source="test")
+        IngestionStore(world.papers).write_batch([paper], source="test")
 
 
 @PROD
@@ -95,7 +94,7 @@ def test_a_paper_read_is_cached_in_redis(
 
 
 @PROD
-def test_the_hook_empties_the_cache_after_a_node_that_writes_a_store(
+def test_the_hook_empties_the_cache_after_a_save_of_what_the_api_serves(
     start: Callable[..., TestClient],
     world: World,
     retitle: Callable[[str, str], Paper],
@@ -106,14 +105,14 @@ def test_the_hook_empties_the_cache_after_a_node_that_writes_a_store(
     before = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
     listed = api.get("/v1/papers", params={"limit": 100}).json()["items"]
     assert before in [item["title"] for item in listed]
-    hook = CacheInvalidationHook()
-    hook.after_catalog_created(project_catalog(world))
+    hook = hook_for(world)
 
     retitle(arxiv_id, f"{before} (revised)")
     stale = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
-    hook.after_node_run(node_with())  # a training node: no store, the cache stays
+    hook.after_dataset_saved("articles")  # raw records: the API does not serve them
+    hook.after_pipeline_run()
     still_stale = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
-    hook.after_node_run(node_with("paper_store"))  # the ingestion node
+    hook.after_dataset_saved("papers@batches")
     fresh = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
     relisted = api.get("/v1/papers", params={"limit": 100}).json()["items"]
 
@@ -123,21 +122,25 @@ def test_the_hook_empties_the_cache_after_a_node_that_writes_a_store(
 
 
 @PROD
-def test_a_failed_node_and_a_document_writer_empty_the_cache_too(
+def test_saves_in_a_long_run_empty_the_cache_at_most_every_interval_and_at_the_end(
     start: Callable[..., TestClient], world: World, redis_client: redis.Redis
 ) -> None:
     api = start()
-    hook = CacheInvalidationHook()
-    hook.after_catalog_created(project_catalog(world))
+    hook = hook_for(world, min_interval_seconds=3600)
 
-    for run in (hook.on_node_error, hook.after_node_run):
+    def fill_cache() -> None:
         for path in ("/v1/categories", "/v1/stats", f"/v1/papers/{stored_order(world)[0]}"):
             api.get(path)
         assert len(cached_keys(redis_client, world)) >= 3
 
-        run(node_with("paper_store", "document_store"))  # the summarization node
-
-        assert cached_keys(redis_client, world) == set()
+    fill_cache()
+    hook.after_dataset_saved("summaries")  # the first save empties it at once
+    assert cached_keys(redis_client, world) == set()
+    fill_cache()
+    hook.after_dataset_saved("predictions@batches")  # within the interval: later
+    assert len(cached_keys(redis_client, world)) >= 3
+    hook.on_pipeline_error()  # the run ends (here, fails): what it saved is served at once
+    assert cached_keys(redis_client, world) == set()
 
 
 @PROD
@@ -150,10 +153,11 @@ def test_an_unreachable_cache_never_fails_the_run(world: World) -> None:
             }
         }
     )
+    closed["papers@batches"] = world.catalog().get("papers@batches")
     hook = CacheInvalidationHook()
     hook.after_catalog_created(closed)
 
-    hook.after_node_run(node_with("paper_store"))  # logged, not raised
+    hook.after_dataset_saved("papers@batches")  # logged, not raised
 
 
 @EMBEDDED
@@ -163,11 +167,10 @@ def test_without_redis_reads_are_cached_in_process_briefly(
     arxiv_id = stored_order(world)[52]
     api = start(cache_ttl_seconds=2)
     before = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
-    hook = CacheInvalidationHook()
-    hook.after_catalog_created(project_catalog(world))
+    hook = hook_for(world)
 
     retitle(arxiv_id, f"{before} (revised)")
-    hook.after_node_run(node_with("paper_store"))  # no api_cache in the catalog: nothing to do
+    hook.after_dataset_saved("papers@batches")  # no api_cache in the catalog: nothing to do
     stale = api.get(f"/v1/papers/{arxiv_id}").json()["title"]
     time.sleep(2.1)
     fresh = api.get(f"/v1/papers/{arxiv_id}").json()["title"]

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from arxiv_kedro import __version__
 from tests.conftest import free_port
-from tests.serving.conftest import OLD_STYLE_ID, World, write_catalog
+from tests.serving.conftest import OLD_STYLE_ID, World, write_conf
 
 DATA_ENDPOINTS = (
     "/v1/papers",
@@ -57,14 +57,17 @@ def test_ready_when_every_dependency_answers(client: TestClient, world: World) -
 def start_with(
     world: World, start: Callable[..., TestClient], tmp_path: Path
 ) -> Callable[..., TestClient]:
-    """`start_with(changes, **settings)`: an API over the world's catalog with some entries
-    changed (`{"paper_store": {"url": ...}}`), its conf written to tmp_path."""
+    """`start_with(stores, entries, **settings)`: an API over the world's catalog with some stores
+    moved (`{"relational_url": ...}`) and some entries changed (`{"api_cache": {...}}`), its
+    conf written to tmp_path."""
 
-    def start_app(changes: dict[str, dict[str, Any]], **settings: Any) -> TestClient:
-        entries = copy.deepcopy(world.entries)
-        for name, change in changes.items():
-            entries[name] = {**entries.get(name, {}), **change}
-        write_catalog(tmp_path / "conf", "broken", entries)
+    def start_app(
+        stores: dict[str, str], entries: dict[str, dict[str, Any]] | None = None, **settings: Any
+    ) -> TestClient:
+        changed = copy.deepcopy(world.entries)
+        for name, change in (entries or {}).items():
+            changed[name] = {**changed.get(name, {}), **change}
+        write_conf(tmp_path / "conf", "broken", {**world.stores_globals, **stores}, changed)
         return start(conf_source=tmp_path / "conf", kedro_env="broken", **settings)
 
     return start_app
@@ -91,7 +94,7 @@ def test_a_paper_store_that_is_down_makes_reads_unavailable(
     start_with: Callable[..., TestClient],
 ) -> None:
     url = closed_port_url("postgresql") + "/arxiv"
-    api = start_with({"paper_store": {"url": url}})
+    api = start_with({"relational_url": url})
 
     check_unavailable(api, "papers", url.split("//")[1])
     for path in DATA_ENDPOINTS:
@@ -106,7 +109,7 @@ def test_a_document_store_that_is_down_makes_reads_unavailable(
     start_with: Callable[..., TestClient],
 ) -> None:
     url = closed_port_url("mongodb")
-    api = start_with({"document_store": {"url": url, "database": "arxiv"}})
+    api = start_with({"documents_url": url, "documents_database": "arxiv"})
 
     check_unavailable(api, "documents", url)
     response = api.get("/v1/papers")  # each request waits for the server selection timeout
@@ -118,7 +121,7 @@ def test_a_document_store_that_is_down_makes_reads_unavailable(
 @EMBEDDED
 def test_a_cache_that_is_down_only_costs_speed(start_with: Callable[..., TestClient]) -> None:
     url = closed_port_url("redis") + "/0"
-    api = start_with({"api_cache": {"type": CACHE, "redis_url": url}})
+    api = start_with({}, {"api_cache": {"type": CACHE, "redis_url": url}})
 
     check_unavailable(api, "cache", url)
     for path in DATA_ENDPOINTS:
@@ -131,6 +134,7 @@ def test_a_rate_limit_store_that_is_down_lets_requests_through(
 ) -> None:
     url = closed_port_url("redis") + "/0"
     api = start_with(
+        {},
         {"api_cache": {"type": CACHE, "redis_url": url}},
         rate_limit_per_minute=1,
         rate_limit_burst=1,
@@ -184,7 +188,7 @@ class Proxy:
 @pytest.fixture
 def postgres_proxy(world: World) -> Iterator[tuple[Proxy, str]]:
     """A proxy to the world's PostgreSQL and the paper store URL through it."""
-    url = make_url(world.stores["paper_store"].url)
+    url = make_url(world.stores_globals["relational_url"])
     proxy = Proxy(url.host, url.port)
     proxy.start()
     yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
@@ -196,7 +200,7 @@ def test_a_database_lost_while_serving_makes_reads_unavailable_until_it_is_back(
     start_with: Callable[..., TestClient], postgres_proxy: tuple[Proxy, str]
 ) -> None:
     proxy, url = postgres_proxy
-    api = start_with({"paper_store": {"url": url}}, cache_ttl_seconds=0)  # every read asks
+    api = start_with({"relational_url": url}, cache_ttl_seconds=0)  # every read asks
     assert api.get("/v1/papers").status_code == 200
 
     proxy.cut()

@@ -296,7 +296,7 @@ def test_retry_after_beyond_max_wait_fails_at_once(arxiv_server: ArxivServer) ->
     client = make_client(arxiv_server.url, max_wait_seconds=1.0)
     began = time.monotonic()
 
-    with pytest.raises(ArxivApiError, match="HTTP 429; asked to wait 30 s"):
+    with pytest.raises(ArxivApiError, match="HTTP 429; the server asks to wait 30 s, more than"):
         lookup(client, "1707.08567")
 
     assert time.monotonic() - began < 1.0
@@ -318,7 +318,9 @@ def test_requests_are_spaced_by_delay(arxiv_server: ArxivServer) -> None:
 
     assert len(results) == 30
     assert len(arxiv_server.requests) == 3
-    assert min(gaps(arxiv_server)) >= 3.0 - TOLERANCE
+    # Measured at the server, as each request arrives: never closer than arXiv's 3 s, with no
+    # tolerance — the client keeps a margin (SPACING_MARGIN_SECONDS) for the jitter on the way.
+    assert min(gaps(arxiv_server)) >= 3.0
 
 
 @pytest.mark.parametrize("page_size", [0, 2001])

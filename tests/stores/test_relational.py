@@ -1,4 +1,5 @@
-"""PaperStore on SQLite and PostgreSQL: idempotent upserts, quarantine, watermarks, runs, schema."""
+"""The relational store on SQLite and PostgreSQL: idempotent upserts, quarantine, watermarks,
+runs, the schema."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from sqlalchemy import select, text
 from arxiv_kedro.papers import Paper, Quarantined, normalize
 from arxiv_kedro.sources import Checkpoint
 from arxiv_kedro.stores import StoreError, schema
-from arxiv_kedro.stores.relational import Counts, PaperStore, author_id
+from arxiv_kedro.stores.relational.engine import Database
+from arxiv_kedro.stores.relational.ingestion import Counts, IngestionStore, author_id
+from arxiv_kedro.stores.relational.read_model import ReadModel
 from tests.support.arxiv_server import load_corpus
 
 PUBLISHED = datetime(2025, 3, 18, 9, 30, tzinfo=UTC)
@@ -49,27 +52,27 @@ def make_paper(arxiv_id: str = "2503.00001", version: int = 1, **changes) -> Pap
     return Paper(**{**fields, **changes})
 
 
-def write(store: PaperStore, *papers: Paper, **kwargs) -> Counts:
-    return store.write_batch(list(papers), source="api", **kwargs)
+def write(store: Database, *papers: Paper, **kwargs) -> Counts:
+    return IngestionStore(store).write_batch(list(papers), source="api", **kwargs)
 
 
-def table_rows(store: PaperStore, table) -> list[tuple]:
+def table_rows(store: Database, table) -> list[tuple]:
     with store.engine.connect() as conn:
         return sorted(conn.execute(select(table)).all(), key=repr)
 
 
-def all_rows(store: PaperStore) -> dict[str, list[tuple]]:
+def all_rows(store: Database) -> dict[str, list[tuple]]:
     tables = (schema.papers, schema.authors, schema.paper_authors, schema.paper_categories)
     return {table.name: table_rows(store, table) for table in tables}
 
 
-def paper_row(store: PaperStore, arxiv_id: str) -> dict:
+def paper_row(store: Database, arxiv_id: str) -> dict:
     with store.engine.connect() as conn:
         query = select(schema.papers).where(schema.papers.c.arxiv_id == arxiv_id)
         return dict(conn.execute(query).one()._mapping)
 
 
-def author_names(store: PaperStore, paper_id: int) -> list[str]:
+def author_names(store: Database, paper_id: int) -> list[str]:
     pa, au = schema.paper_authors, schema.authors
     query = (
         select(au.c.name)
@@ -81,25 +84,25 @@ def author_names(store: PaperStore, paper_id: int) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-def categories(store: PaperStore, paper_id: int) -> dict[str, bool]:
+def categories(store: Database, paper_id: int) -> dict[str, bool]:
     pc = schema.paper_categories
     query = select(pc.c.category, pc.c.is_primary).where(pc.c.paper_id == paper_id)
     with store.engine.connect() as conn:
         return dict(conn.execute(query).all())
 
 
-def run_row(store: PaperStore, run_id: int) -> dict:
+def run_row(store: Database, run_id: int) -> dict:
     runs = schema.ingestion_runs
     with store.engine.connect() as conn:
         return dict(conn.execute(select(runs).where(runs.c.id == run_id)).one()._mapping)
 
 
-def orphan_counts(store: PaperStore) -> dict[str, int]:
+def orphan_counts(store: Database) -> dict[str, int]:
     with store.engine.connect() as conn:
         return {name: conn.execute(text(sql)).scalar_one() for name, sql in ORPHANS.items()}
 
 
-def test_first_write_counts_every_paper_as_new(store: PaperStore) -> None:
+def test_first_write_counts_every_paper_as_new(store: Database) -> None:
     counts = write(store, make_paper("2503.00001"), make_paper("2503.00002"), fetched=2)
 
     assert counts == Counts(fetched=2, new=2)
@@ -114,7 +117,7 @@ def test_first_write_counts_every_paper_as_new(store: PaperStore) -> None:
     assert row["first_seen_at"] == row["last_changed_at"]
 
 
-def test_identical_rewrite_is_unchanged_and_touches_nothing(store: PaperStore) -> None:
+def test_identical_rewrite_is_unchanged_and_touches_nothing(store: Database) -> None:
     papers = [make_paper("2503.00001"), make_paper("2503.00002", doi="10.1/x")]
     write(store, *papers)
     before = all_rows(store)
@@ -125,7 +128,7 @@ def test_identical_rewrite_is_unchanged_and_touches_nothing(store: PaperStore) -
     assert all_rows(store) == before
 
 
-def test_newer_version_updates_the_row_in_place(store: PaperStore) -> None:
+def test_newer_version_updates_the_row_in_place(store: Database) -> None:
     write(store, make_paper(version=1))
     old = paper_row(store, "2503.00001")
     newer = make_paper(
@@ -152,7 +155,7 @@ def test_newer_version_updates_the_row_in_place(store: PaperStore) -> None:
     assert store.count(schema.paper_categories) == 3
 
 
-def test_same_version_with_changed_metadata_is_updated(store: PaperStore) -> None:
+def test_same_version_with_changed_metadata_is_updated(store: Database) -> None:
     write(store, make_paper())
 
     counts = write(store, make_paper(doi="10.1234/abcd", journal_ref="J. Tests 1 (2025)"))
@@ -162,7 +165,7 @@ def test_same_version_with_changed_metadata_is_updated(store: PaperStore) -> Non
     assert (row["doi"], row["journal_ref"]) == ("10.1234/abcd", "J. Tests 1 (2025)")
 
 
-def test_older_version_never_downgrades(store: PaperStore) -> None:
+def test_older_version_never_downgrades(store: Database) -> None:
     write(store, make_paper(version=3, title="Third version", authors=("Grace Hopper",)))
     before = all_rows(store)
 
@@ -173,15 +176,15 @@ def test_older_version_never_downgrades(store: PaperStore) -> None:
     assert paper_row(store, "2503.00001")["title"] == "Third version"
 
 
-def test_quarantine_keeps_reason_and_raw_and_counts_repeats(store: PaperStore) -> None:
+def test_quarantine_keeps_reason_and_raw_and_counts_repeats(store: Database) -> None:
     raw = {"id": "2503.00009", "title": None, "authors": ["Ünïcode Ñame"], "nested": {"a": [1, 2]}}
     item = Quarantined("snapshot", "missing title", raw, "2503.00009")
-    first_run = store.start_run("snapshot", "first.jsonl")
-    counts = store.write_batch([], [item], source="snapshot", run_id=first_run)
-    store.finish_run(first_run, "succeeded")
-    second_run = store.start_run("snapshot", "second.jsonl")
+    first_run = IngestionStore(store).start_run("snapshot", "first.jsonl")
+    counts = IngestionStore(store).write_batch([], [item], source="snapshot", run_id=first_run)
+    IngestionStore(store).finish_run(first_run, "succeeded")
+    second_run = IngestionStore(store).start_run("snapshot", "second.jsonl")
 
-    store.write_batch([], [item], source="snapshot", run_id=second_run)
+    IngestionStore(store).write_batch([], [item], source="snapshot", run_id=second_run)
 
     assert counts == Counts(quarantined=1)
     [row] = table_rows(store, schema.quarantine)
@@ -192,19 +195,19 @@ def test_quarantine_keeps_reason_and_raw_and_counts_repeats(store: PaperStore) -
     assert row.last_seen_at > row.first_seen_at
 
 
-def test_watermarks_advance_only_forward_and_only_for_their_categories(store: PaperStore) -> None:
-    assert store.watermarks() == {}
+def test_watermarks_advance_only_forward_and_only_for_their_categories(store: Database) -> None:
+    assert IngestionStore(store).watermarks() == {}
     write(store, make_paper(), checkpoint=Checkpoint(("cs.CL", "cs.AI"), T0))
     write(store, checkpoint=Checkpoint(("cs.CL",), T0 - timedelta(days=1)))
     write(store, checkpoint=Checkpoint(("cs.AI",), T0 + timedelta(hours=5)))
 
-    assert store.watermarks() == {"cs.CL": T0, "cs.AI": T0 + timedelta(hours=5)}
-    assert all(mark.tzinfo is not None for mark in store.watermarks().values())
+    assert IngestionStore(store).watermarks() == {"cs.CL": T0, "cs.AI": T0 + timedelta(hours=5)}
+    assert all(mark.tzinfo is not None for mark in IngestionStore(store).watermarks().values())
 
 
-def test_failed_batch_stores_nothing_and_keeps_the_watermark(store: PaperStore) -> None:
+def test_failed_batch_stores_nothing_and_keeps_the_watermark(store: Database) -> None:
     write(store, make_paper("2503.00001"), checkpoint=Checkpoint(("cs.CL",), T0))
-    run_id = store.start_run("api", "a window")
+    run_id = IngestionStore(store).start_run("api", "a window")
     before = all_rows(store)
     batch = [
         make_paper("2503.00002", authors=("Someone New",)),
@@ -222,34 +225,36 @@ def test_failed_batch_stores_nothing_and_keeps_the_watermark(store: PaperStore) 
         )
 
     assert all_rows(store) == before
-    assert store.watermarks() == {"cs.CL": T0}
+    assert IngestionStore(store).watermarks() == {"cs.CL": T0}
     assert run_row(store, run_id)["fetched"] == 0
     assert write(store, batch[0], run_id=run_id) == Counts(new=1)
     assert store.count() == 2
 
 
-def test_failed_batch_does_not_advance_a_new_watermark(store: PaperStore) -> None:
+def test_failed_batch_does_not_advance_a_new_watermark(store: Database) -> None:
     duplicate = [make_paper("2503.00004"), make_paper("2503.00004", title="again")]
     later = T0 + timedelta(days=2)
 
     with pytest.raises(DUPLICATE_KEY):
         write(store, *duplicate, checkpoint=Checkpoint(("cs.CL", "cs.AI"), later))
 
-    assert store.watermarks() == {}
+    assert IngestionStore(store).watermarks() == {}
     assert store.count() == 0
 
 
-def test_runs_record_counts_and_duration(store: PaperStore) -> None:
+def test_runs_record_counts_and_duration(store: Database) -> None:
     start, end = T0, T0 + timedelta(days=1)
-    run_id = store.start_run("api", "(cat:cs.CL) AND submittedDate:[...]", start, end)
+    run_id = IngestionStore(store).start_run(
+        "api", "(cat:cs.CL) AND submittedDate:[...]", start, end
+    )
     write(store, make_paper("2503.00001"), make_paper("2503.00002"), run_id=run_id, fetched=3)
     rejected = [Quarantined("api", "missing id", {"title": "x"})]
-    store.write_batch(
+    IngestionStore(store).write_batch(
         [make_paper("2503.00001")], rejected, source="api", run_id=run_id, fetched=2, filtered=1
     )
     time.sleep(0.05)
 
-    row = store.finish_run(run_id, "succeeded")
+    row = IngestionStore(store).finish_run(run_id, "succeeded")
 
     assert row["status"] == "succeeded"
     assert (row["window_start"], row["window_end"]) == (start, end)
@@ -261,12 +266,12 @@ def test_runs_record_counts_and_duration(store: PaperStore) -> None:
     assert row["error"] is None
 
 
-def test_a_run_left_running_becomes_interrupted(store: PaperStore) -> None:
-    killed = store.start_run("api", "killed")
-    finished = store.start_run("api", "finished")
-    store.finish_run(finished, "failed", error="ArxivApiError: boom")
+def test_a_run_left_running_becomes_interrupted(store: Database) -> None:
+    killed = IngestionStore(store).start_run("api", "killed")
+    finished = IngestionStore(store).start_run("api", "finished")
+    IngestionStore(store).finish_run(finished, "failed", error="ArxivApiError: boom")
 
-    store.start_run("api", "next")
+    IngestionStore(store).start_run("api", "next")
 
     assert run_row(store, killed)["status"] == "interrupted"
     assert "ended before the run finished" in run_row(store, killed)["error"]
@@ -278,7 +283,7 @@ def test_unreachable_postgres_is_a_store_error_with_the_password_masked() -> Non
     started = time.monotonic()
 
     with pytest.raises(StoreError) as raised:
-        PaperStore.open("postgresql://postgres:secret@127.0.0.1:1/x")
+        Database.open("postgresql://postgres:secret@127.0.0.1:1/x")
 
     assert time.monotonic() - started < 15
     message = str(raised.value)
@@ -286,7 +291,7 @@ def test_unreachable_postgres_is_a_store_error_with_the_password_masked() -> Non
     assert "secret" not in message
 
 
-def test_alembic_schema_matches_the_metadata(store: PaperStore) -> None:
+def test_alembic_schema_matches_the_metadata(store: Database) -> None:
     with store.engine.connect() as conn:
         differences = compare_metadata(
             MigrationContext.configure(conn, opts={"include_object": schema.include_object}),
@@ -300,11 +305,11 @@ def test_opening_twice_migrates_once_and_keeps_data(
     store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="alembic"):
-        first = PaperStore.open(store_url)
+        first = Database.open(store_url)
         write(first, make_paper())
         migrations = [r.message for r in caplog.records if "Running upgrade" in r.message]
         caplog.clear()
-        second = PaperStore.open(store_url)
+        second = Database.open(store_url)
 
     assert len(migrations) == 3  # 0001 … 0003
     assert not [r for r in caplog.records if "Running upgrade" in r.message]
@@ -315,7 +320,7 @@ def test_opening_twice_migrates_once_and_keeps_data(
     second.engine.dispose()
 
 
-def test_no_orphan_links_after_mixed_writes(store: PaperStore) -> None:
+def test_no_orphan_links_after_mixed_writes(store: Database) -> None:
     write(store, *(make_paper(f"2503.0000{i}") for i in range(1, 6)))
     write(
         store,
@@ -339,7 +344,7 @@ def test_no_orphan_links_after_mixed_writes(store: PaperStore) -> None:
     assert sorted(n for _, n in primaries) == [1] * 6
 
 
-def test_author_id_is_stable_and_distinct(store: PaperStore) -> None:
+def test_author_id_is_stable_and_distinct(store: Database) -> None:
     names = ["Ada Lovelace", "Alan Turing", "ada lovelace", "Ada  Lovelace", "Zoë Ðurić"]
 
     ids = [author_id(name) for name in names]
@@ -359,13 +364,13 @@ def daily_head(daily_snapshot: Path) -> tuple[list[Paper], list[Quarantined]]:
 
 @pytest.mark.slow
 def test_bulk_write_of_6000_daily_records(
-    store: PaperStore, daily_head: tuple[list[Paper], list[Quarantined]]
+    store: Database, daily_head: tuple[list[Paper], list[Quarantined]]
 ) -> None:
     papers, quarantined = daily_head
     halves = [papers[:3000], papers[3000:]]
 
-    first = [store.write_batch(half, source="snapshot") for half in halves]
-    again = [store.write_batch(half, source="snapshot") for half in halves]
+    first = [IngestionStore(store).write_batch(half, source="snapshot") for half in halves]
+    again = [IngestionStore(store).write_batch(half, source="snapshot") for half in halves]
 
     assert len(papers) + len(quarantined) == 6000
     assert sum(c.new for c in first) == len(papers) == store.count()
@@ -375,7 +380,7 @@ def test_bulk_write_of_6000_daily_records(
     assert orphan_counts(store) == dict.fromkeys(ORPHANS, 0)
 
 
-def test_search_ranks_the_latest_stored_candidates_title_words_first(store: PaperStore) -> None:
+def test_search_ranks_the_latest_stored_candidates_title_words_first(store: Database) -> None:
     in_abstract = make_paper("2503.00001", abstract="Quasars seen in the radio band.")
     in_title = make_paper("2503.00002", title="Quasars at high redshift")
     unrelated = make_paper("2503.00003", title="Graphs", abstract="Colourings of graphs.")
@@ -383,24 +388,24 @@ def test_search_ranks_the_latest_stored_candidates_title_words_first(store: Pape
     write(store, in_abstract, in_title, unrelated)
     write(store, newest)
 
-    found = store.search("quasar", model_name="m")
+    found = ReadModel(store).search("quasar", model_name="m")
     assert [row["arxiv_id"] for row in found][:1] == ["2503.00002"]
     assert {row["arxiv_id"] for row in found} == {"2503.00001", "2503.00002", "2503.00004"}
     assert all(row["score"] > 0 for row in found)
 
-    latest_two = store.search("quasars", model_name="m", candidates=2)
+    latest_two = ReadModel(store).search("quasars", model_name="m", candidates=2)
     assert {row["arxiv_id"] for row in latest_two} == {"2503.00002", "2503.00004"}
-    assert [r["arxiv_id"] for r in store.search("quasars", model_name="m", offset=1, limit=1)] == [
-        [row["arxiv_id"] for row in found][1]
-    ]
+    assert [
+        r["arxiv_id"] for r in ReadModel(store).search("quasars", model_name="m", offset=1, limit=1)
+    ] == [[row["arxiv_id"] for row in found][1]]
     with pytest.raises(ValueError, match="no word"):
-        store.search("?! --", model_name="m")
+        ReadModel(store).search("?! --", model_name="m")
 
 
 @pytest.mark.postgres
 def test_postgresql_plans_each_search_for_its_words(postgres_url: str) -> None:
     """A generic plan (prepared statements) for search walks every paper: custom plans only."""
-    store = PaperStore.open(postgres_url)
+    store = Database.open(postgres_url)
     try:
         for engine in (store.engine, store.reads):
             with engine.connect() as conn:

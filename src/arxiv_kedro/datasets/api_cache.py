@@ -6,8 +6,9 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
+from arxiv_kedro.coordination.cache import RedisCache
+from arxiv_kedro.coordination.redis_store import RedisStore
 from arxiv_kedro.stores import masked
-from arxiv_kedro.stores.coordination import RedisCache, RedisStore
 
 
 class ApiCacheDataset(AbstractDataset[None, RedisCache]):

@@ -6,8 +6,9 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
+from arxiv_kedro.coordination.rate_limit import LocalTokenBucket, RedisTokenBucket
+from arxiv_kedro.coordination.redis_store import RedisStore
 from arxiv_kedro.llm.client import LlmClient
-from arxiv_kedro.stores.coordination import LocalTokenBucket, RedisStore, RedisTokenBucket
 
 
 class LlmClientDataset(AbstractDataset[None, "LlmClient | None"]):

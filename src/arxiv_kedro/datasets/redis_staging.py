@@ -6,8 +6,9 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from arxiv_kedro.coordination.redis_store import RedisStore
+from arxiv_kedro.coordination.staging import decode_staged, encode_staged
 from arxiv_kedro.stores import masked
-from arxiv_kedro.stores.coordination import RedisStore, decode_staged, encode_staged
 
 
 class RedisStagingDataset(AbstractDataset[Any, Any]):

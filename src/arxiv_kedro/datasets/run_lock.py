@@ -6,26 +6,24 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
+from arxiv_kedro.coordination.locks import FileLock, RedisLock
+from arxiv_kedro.coordination.redis_store import RedisStore
 from arxiv_kedro.stores import masked
-from arxiv_kedro.stores.coordination import FileLock, RedisLock, RedisStore
 
 
 class RunLockDataset(AbstractDataset[None, "RedisLock | FileLock"]):
     """Loads an (unacquired) lock: on Redis when `redis_url` is set, shared by every machine of
-    the deployment; otherwise a file lock, shared by the processes of this machine. The node
-    holds it with ``with lock:``; a second run fails at once with `LockHeld`.
+    the deployment; otherwise a file lock, shared by the processes of this machine.
+    `hooks.IngestionRunHook` holds it while a pipeline writes paper batches; a second run fails
+    at once with `LockHeld`.
 
     Example catalog entries::
 
-        ingestion_lock:                     # conf/base
+        ingestion_lock:
           type: arxiv_kedro.datasets.RunLockDataset
           name: ingestion
           path: data/03_primary/ingestion.lock
-
-        ingestion_lock:                     # conf/prod
-          type: arxiv_kedro.datasets.RunLockDataset
-          name: ingestion
-          redis_url: ${env:REDIS_URL,redis://redis:6379/0}
+          redis_url: ${globals:redis_url}   # empty: the file lock
     """
 
     def __init__(
@@ -34,17 +32,20 @@ class RunLockDataset(AbstractDataset[None, "RedisLock | FileLock"]):
         path: str | None = None,
         redis_url: str | None = None,
         ttl_seconds: float = 60.0,
+        namespace: str = "arxiv-kedro",
         metadata: dict[str, Any] | None = None,
     ):
         if not (path or redis_url):
             raise DatasetError("RunLockDataset needs a file `path` or a `redis_url`")
         self.name, self.path, self.redis_url = name, path, redis_url
-        self.ttl_seconds = ttl_seconds
+        self.ttl_seconds, self.namespace = ttl_seconds, namespace
         self.metadata = metadata
 
     def load(self) -> RedisLock | FileLock:
         if self.redis_url:
-            return RedisLock(RedisStore(self.redis_url), self.name, self.ttl_seconds)
+            return RedisLock(
+                RedisStore(self.redis_url, self.namespace), self.name, self.ttl_seconds
+            )
         return FileLock(self.path, self.name)
 
     def save(self, data: None) -> NoReturn:

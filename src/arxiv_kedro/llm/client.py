@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from mistralai.client.errors import MistralError, NoResponseError
 from mistralai.client.utils.retries import RetryConfig
 from pydantic import BaseModel, ValidationError
 
-from arxiv_kedro.retry import retry_after_seconds
-from arxiv_kedro.stores.coordination import RateLimiter
+from arxiv_kedro.coordination.rate_limit import RateLimiter
+from arxiv_kedro.retry import Backoff, GiveUp, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -106,8 +105,7 @@ class LlmClient:
         if not api_key:
             raise LlmAuthError("no API key: set MISTRAL_API_KEY")
         self.model, self.server_url = model, server_url
-        self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
-        self.max_wait_seconds = max_wait_seconds
+        self.backoff = Backoff(max_retries, backoff_seconds, max_wait_seconds)
         self.rate_limiter, self._sleep = rate_limiter, sleep
         self._sdk = Mistral(
             api_key=api_key,
@@ -168,7 +166,7 @@ class LlmClient:
         raise AssertionError("unreachable")
 
     def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Any:
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.backoff.max_retries + 1):
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire()
             try:
@@ -196,21 +194,16 @@ class LlmClient:
                 failure, wait_hint = f"HTTP {status}", retry_after_seconds(exc.headers)
             except (httpx2.TimeoutException, httpx2.TransportError, NoResponseError) as exc:
                 failure, wait_hint, status = type(exc).__name__, None, None
-            if attempt == self.max_retries:
-                raise LlmUnavailable(f"{failure} after {self.max_retries + 1} attempts", status)
-            wait = self._backoff(attempt, wait_hint)
+            try:
+                wait = self.backoff.wait(attempt, wait_hint)
+            except GiveUp as exc:
+                raise LlmUnavailable(f"{failure}; {exc}", status) from None
             logger.warning(
                 "LLM %s: %s; retry %d/%d in %.1f s",
-                self.model, failure, attempt + 1, self.max_retries, wait,
+                self.model, failure, attempt + 1, self.backoff.max_retries, wait,
             )  # fmt: skip
             self._sleep(wait)
         raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_wait_seconds)
-        base = self.backoff_seconds * 2**attempt
-        return min(base * (1 + random.random() * 0.25), self.max_wait_seconds)
 
 
 def _strip_fences(text: str) -> str:

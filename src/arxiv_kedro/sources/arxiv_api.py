@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,16 +17,19 @@ from arxiv._feed import FeedHeader, ParsedFeed
 from lxml import etree
 
 from arxiv_kedro import __version__
+from arxiv_kedro.coordination.rate_limit import LocalTokenBucket, RateLimiter
 from arxiv_kedro.papers import InvalidRecord, iso_datetime
-from arxiv_kedro.retry import retry_after_seconds
+from arxiv_kedro.retry import Backoff, GiveUp, retry_after_seconds
 from arxiv_kedro.sources import Checkpoint, RawBatch
-from arxiv_kedro.stores.coordination import LocalTokenBucket, RateLimiter
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://export.arxiv.org/api/query"
 MAX_PAGE_SIZE = 2000  # the API's own limit per request
 MIN_DELAY_SECONDS = 3.0  # arXiv's terms of use: no more than one request every three seconds
+# A request may reach the server sooner after the previous one than it left here (scheduling and
+# network jitter): requests are spaced this much wider than asked, so arXiv never sees < 3 s.
+SPACING_MARGIN_SECONDS = 0.25
 USER_AGENT = (
     f"arxiv-kedro/{__version__} (incremental paper ingestion; arxiv.py/{arxiv.__version__})"
 )
@@ -61,6 +63,11 @@ class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+def request_interval(delay_seconds: float) -> float:
+    """Seconds between the starts of two requests: the delay asked for, plus the margin."""
+    return delay_seconds + SPACING_MARGIN_SECONDS if delay_seconds > 0 else 0.0
 
 
 def describe_query(url: str) -> str:
@@ -230,13 +237,12 @@ class ArxivApiClient(arxiv.Client):
         self.url = url
         self.query_url_format = f"{url}?{{}}"
         self.timeout_seconds = timeout_seconds
-        self.backoff_seconds = backoff_seconds
-        self.max_wait_seconds = max_wait_seconds
+        self.backoff = Backoff(max_retries, backoff_seconds, max_wait_seconds)
         self._session.headers["User-Agent"] = user_agent
         # One request per `delay_seconds`: for this process, or for the whole deployment when
         # the limiter is shared (Redis).
         if rate_limiter is None and delay_seconds > 0:
-            rate_limiter = LocalTokenBucket(rate=1 / delay_seconds)
+            rate_limiter = LocalTokenBucket(rate=1 / request_interval(delay_seconds))
         self.rate_limiter = rate_limiter
         self.total_results: int | None = None  # of the current search, once its first page is in
 
@@ -263,22 +269,17 @@ class ArxivApiClient(arxiv.Client):
         yield RawBatch("api", [], checkpoint=Checkpoint(window.categories, window.end))
 
     def _parse_feed(self, url: str, first_page: bool = True, _try_index: int = 0) -> ParsedFeed:
-        for attempt in range(self.num_retries + 1):
+        for attempt in range(self.backoff.max_retries + 1):
             try:
                 feed = self._request_page(url, first_page)
             except _Transient as exc:
-                if attempt == self.num_retries:
-                    raise ArxivApiError(
-                        url, f"{exc}; gave up after {attempt + 1} attempts"
-                    ) from exc
-                wait = self.backoff_seconds * 2**attempt * random.uniform(1.0, 1.25)
-                if exc.retry_after is not None:
-                    wait = exc.retry_after
-                if wait > self.max_wait_seconds:
-                    raise ArxivApiError(url, f"{exc}; asked to wait {wait:.0f} s") from exc
+                try:
+                    wait = self.backoff.wait(attempt, exc.retry_after)
+                except GiveUp as give_up:
+                    raise ArxivApiError(url, f"{exc}; {give_up}") from exc
                 logger.warning(
                     "arXiv API: %s for %s; retry %d/%d in %.1f s",
-                    exc, describe_query(url), attempt + 1, self.num_retries, wait,
+                    exc, describe_query(url), attempt + 1, self.backoff.max_retries, wait,
                 )  # fmt: skip
                 time.sleep(wait)
             else:

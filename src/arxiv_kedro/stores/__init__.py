@@ -1,4 +1,4 @@
-"""Store clients shared by the Kedro datasets and the REST API: relational, documents, Redis."""
+"""Store clients shared by the Kedro datasets and the REST API: relational and documents."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro.stores import StoreError, masked
-from arxiv_kedro.stores.relational import make_engine, read_only, upsertable_insert
+from arxiv_kedro.stores.relational.engine import make_engine, read_only, upsertable_insert
 from arxiv_kedro.stores.schema import UTCDateTime
 
 SCHEMA_VERSION = 1

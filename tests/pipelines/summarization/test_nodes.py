@@ -1,4 +1,5 @@
-"""`summarize_papers` end to end: real papers in real stores, the LLM a local Mistral server."""
+"""The summarization pipeline end to end on the project's catalog: real papers in real stores, the
+LLM a local Mistral server."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ from typing import Any
 
 import pytest
 import yaml
+from kedro.io import MemoryDataset
 from sqlalchemy import text
 
+from arxiv_kedro.datasets import NewestPapersDataset
 from arxiv_kedro.llm.checks import problems
 from arxiv_kedro.llm.client import LlmAuthError, LlmClient, Usage
 from arxiv_kedro.llm.extractive import sentences, textrank
-from arxiv_kedro.pipelines.ingestion.nodes import ingest_papers
-from arxiv_kedro.pipelines.summarization.nodes import summarize_papers
-from arxiv_kedro.sources.snapshot import SnapshotFile
-from arxiv_kedro.stores.coordination import FileLock
+from arxiv_kedro.pipelines.summarization.pipeline import create_pipeline
 from arxiv_kedro.stores.documents import DocumentStore, MongoDocumentStore, SqlDocumentStore
-from arxiv_kedro.stores.relational import PaperStore
+from arxiv_kedro.stores.relational.engine import Database
+from arxiv_kedro.stores.relational.ml import MlStore
 from tests.conftest import DocumentServer
 from tests.support.mistral_server import (
     MistralServer,
@@ -34,6 +35,7 @@ from tests.support.mistral_server import (
     translation_text,
     wrong_language,
 )
+from tests.support.pipelines import backfill, project_catalog, run_pipeline
 from tests.test_kedro_run import kedro_run, project  # noqa: F401  (project: a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -49,8 +51,16 @@ ENTRIES = PAPERS * (1 + len(LANGUAGES))
 
 
 def params(**overrides: Any) -> dict[str, Any]:
-    """The project's summarization parameters, with small batches to cross batch boundaries."""
-    return {**copy.deepcopy(PARAMS), "concurrency": 4, "batch_size": 10, **overrides}
+    """The project's summarization parameters, four papers in flight."""
+    return {**copy.deepcopy(PARAMS), "concurrency": 4, **overrides}
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The catalog's relative paths (reports) land in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    Database.close_shared()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,34 +86,64 @@ def snapshot_lines(daily_snapshot: Path) -> list[str]:
         return [line for _, line in zip(range(PAPERS), lines, strict=False)]
 
 
-def fill(store: PaperStore, documents: DocumentStore, lines: list[str], tmp_path: Path) -> None:
-    path = tmp_path / "snapshot.jsonl"
-    path.write_text("".join(lines), encoding="utf-8")
-    report = ingest_papers(SnapshotFile(path), store, documents, FileLock(tmp_path / "lock"), {})
-    assert report["new"] == len(lines), report
-
-
 @dataclass
 class Stores:
-    papers: PaperStore
+    papers: Database
     documents: DocumentStore
+    documents_url: str
+    database: str = "arxiv"
+
+    def catalog(self, **params: dict[str, Any]) -> Any:
+        return project_catalog(
+            relational_url=self.papers.url,
+            documents_url=self.documents_url,
+            documents_database=self.database,
+            params=params,
+        )
 
     def listed(self) -> list[dict[str, Any]]:
         """Every stored paper version, in the order the pipeline works (newest first)."""
-        return [paper for batch in self.papers.iter_papers() for paper in batch]
+        return [paper for batch in MlStore(self.papers).newest_papers() for paper in batch]
 
     def summaries(self) -> dict[tuple[str, int], dict[str, Any]]:
         return {(d["arxiv_id"], d["version"]): d for d in self.documents.find("summaries")}
 
 
+def fill(stores: Stores, lines: list[str], tmp_path: Path) -> None:
+    """The papers of `lines` through the backfill pipeline."""
+    path = tmp_path / "snapshot.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    report = backfill(
+        path,
+        tmp_path,
+        relational_url=stores.papers.url,
+        documents_url=stores.documents_url,
+        documents_database=stores.database,
+    )
+    assert report["new"] == len(lines)
+
+
+def summarize(
+    stores: Stores, llm: LlmClient | None, parameters: dict[str, Any], batch_size: int = 10
+) -> dict[str, Any]:
+    """The summarization pipeline on the project's catalog (small pages cross page boundaries);
+    returns its report."""
+    catalog = stores.catalog(summarization=parameters)
+    catalog["llm"] = MemoryDataset(llm, copy_mode="assign")
+    catalog["papers@newest"] = NewestPapersDataset(stores.papers.url, batch_size=batch_size)
+    run_pipeline(create_pipeline(), catalog)
+    return catalog.load("summarization_report")
+
+
 @pytest.fixture
 def stores(tmp_path: Path, snapshot_lines: list[str]) -> Iterator[Stores]:
-    papers = PaperStore.open(f"sqlite:///{tmp_path / 'arxiv.db'}")
-    documents = SqlDocumentStore(f"sqlite:///{tmp_path / 'documents.db'}")
-    fill(papers, documents, snapshot_lines, tmp_path)
-    yield Stores(papers, documents)
+    url = f"sqlite:///{tmp_path / 'documents.db'}"
+    documents = SqlDocumentStore(url)
+    stores = Stores(Database.open(f"sqlite:///{tmp_path / 'arxiv.db'}"), documents, url)
+    fill(stores, snapshot_lines, tmp_path)
+    yield stores
     documents.close()
-    papers.engine.dispose()
+    stores.papers.close()
 
 
 @pytest.fixture
@@ -198,7 +238,7 @@ def assert_failed(entry: dict[str, Any], reason: str) -> None:
 def test_offline_every_paper_gets_an_extractive_summary_and_pending_translations(
     stores: Stores,
 ) -> None:
-    report = summarize_papers(stores.papers, stores.documents, None, params())
+    report = summarize(stores, None, params())
 
     assert report | {"seconds": 0} == {
         "papers": PAPERS,
@@ -231,10 +271,10 @@ def test_offline_every_paper_gets_an_extractive_summary_and_pending_translations
 
 
 def test_an_offline_rerun_does_nothing(stores: Stores) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
     before = stamps(stores.summaries())
 
-    report = summarize_papers(stores.papers, stores.documents, None, params())
+    report = summarize(stores, None, params())
 
     assert report["papers"] == 0
     assert report["extractive_summaries"] == report["pending"] == 0
@@ -242,10 +282,10 @@ def test_an_offline_rerun_does_nothing(stores: Stores) -> None:
 
 
 def test_offline_a_prompt_change_does_not_redo_extractive_summaries(stores: Stores) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
     before = stamps(stores.summaries())
 
-    report = summarize_papers(stores.papers, stores.documents, None, params(prompt_version="v9"))
+    report = summarize(stores, None, params(prompt_version="v9"))
 
     assert report["papers"] == 0
     assert stamps(stores.summaries()) == before
@@ -287,9 +327,9 @@ def check_online_documents(
 def test_online_upgrades_every_extractive_summary_and_fills_every_translation(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert len(server.requests) == PAPERS
     assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
@@ -315,10 +355,10 @@ def test_online_upgrades_every_extractive_summary_and_fills_every_translation(
 def test_a_second_online_run_asks_nothing(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
     asked, before = len(server.requests), stamps(stores.summaries())
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert len(server.requests) == asked == PAPERS
     assert report["papers"] == report["llm_calls"] == 0
@@ -329,13 +369,13 @@ def test_a_second_online_run_asks_nothing(
 def test_the_cache_answers_when_the_documents_are_lost(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
     texts = {key: d["translations"]["de"]["text"] for key, d in stores.summaries().items()}
     with stores.documents.engine.begin() as conn:
         conn.execute(text("DELETE FROM documents WHERE collection = 'summaries'"))
     assert stores.documents.count("summaries") == 0
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert len(server.requests) == PAPERS  # no new request
     assert report["papers"] == PAPERS
@@ -353,7 +393,7 @@ def test_the_cache_answers_when_the_documents_are_lost(
 def test_online_without_an_offline_run_first(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    report = summarize_papers(stores.papers, stores.documents, llm, params(concurrency=8))
+    report = summarize(stores, llm, params(concurrency=8))
 
     assert report["papers"] == report["llm_summaries"] == PAPERS
     check_online_documents(stores, server, report, PARAMS["prompt_version"])
@@ -362,9 +402,9 @@ def test_online_without_an_offline_run_first(
 def test_max_papers_bounds_an_online_run_newest_first(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params(max_papers=15))
+    report = summarize(stores, llm, params(max_papers=15))
 
     assert report["papers"] == 15
     assert len(server.requests) == 15
@@ -376,11 +416,9 @@ def test_max_papers_bounds_an_online_run_newest_first(
 def test_a_new_language_is_translated_from_the_stored_summary(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
 
-    report = summarize_papers(
-        stores.papers, stores.documents, llm, params(languages=[*LANGUAGES, "it"])
-    )
+    report = summarize(stores, llm, params(languages=[*LANGUAGES, "it"]))
 
     new = server.requests[PAPERS:]
     assert len(new) == PAPERS
@@ -403,9 +441,9 @@ def test_a_new_language_is_translated_from_the_stored_summary(
 def test_a_prompt_version_change_redoes_everything_online_only(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params(prompt_version="v2"))
+    report = summarize(stores, llm, params(prompt_version="v2"))
 
     assert report["papers"] == report["llm_summaries"] == PAPERS
     assert report["cache_hits"] == 0  # the cache is keyed by prompt version too
@@ -418,7 +456,7 @@ def test_a_prompt_version_change_redoes_everything_online_only(
     assert stores.documents.count("llm_cache") == 2 * ENTRIES
     before = stamps(summaries)
 
-    offline = summarize_papers(stores.papers, stores.documents, None, params(prompt_version="v3"))
+    offline = summarize(stores, None, params(prompt_version="v3"))
 
     assert offline["papers"] == 0
     assert stamps(stores.summaries()) == before
@@ -430,11 +468,11 @@ def test_a_prompt_version_change_redoes_everything_online_only(
 def test_an_unavailable_endpoint_leaves_the_paper_pending_for_the_next_run(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
     unlucky = stores.listed()[12]
     server.inject(*[status(429, retry_after=0, match=title_mark(unlucky))] * 3)  # 1 + 2 retries
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert [r.status for r in requests_for(server, unlucky)] == [429, 429, 429]
     assert report["papers"] == PAPERS
@@ -449,7 +487,7 @@ def test_an_unavailable_endpoint_leaves_the_paper_pending_for_the_next_run(
         assert_pending(entry)
     asked = len(server.requests)
 
-    again = summarize_papers(stores.papers, stores.documents, llm, params())
+    again = summarize(stores, llm, params())
 
     assert again["papers"] == again["llm_summaries"] == 1
     assert len(server.requests) == asked + 1
@@ -468,7 +506,7 @@ def test_an_unavailable_endpoint_on_a_new_paper_is_not_reported_failed(
     unlucky = stores.listed()[3]
     server.inject(*[status(503, match=title_mark(unlucky))] * 3)
 
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
 
     document = stores.summaries()[(unlucky["arxiv_id"], unlucky["version"])]
     assert document["status"] != "failed"
@@ -483,7 +521,7 @@ def test_a_refused_request_is_recorded_as_failed_and_not_retried(
         status(400, body={"object": "error", "message": message}, match=title_mark(refused))
     )
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert report["failed"] == 1 + len(LANGUAGES)
     assert report["llm_summaries"] == PAPERS - 1
@@ -495,7 +533,7 @@ def test_a_refused_request_is_recorded_as_failed_and_not_retried(
     assert sum(d["status"] == "complete" for d in summaries.values()) == PAPERS - 1
     asked = len(server.requests)
 
-    again = summarize_papers(stores.papers, stores.documents, llm, params())
+    again = summarize(stores, llm, params())
 
     assert len(server.requests) == asked  # a failure with this model and prompt is not re-paid
     assert again["papers"] == 0
@@ -504,11 +542,11 @@ def test_a_refused_request_is_recorded_as_failed_and_not_retried(
 def test_a_failed_upgrade_keeps_the_extractive_summary(
     stores: Stores, server: MistralServer, llm: LlmClient
 ) -> None:
-    summarize_papers(stores.papers, stores.documents, None, params())
+    summarize(stores, None, params())
     refused = stores.listed()[7]
     server.inject(status(400, match=title_mark(refused)))
 
-    summarize_papers(stores.papers, stores.documents, llm, params())
+    summarize(stores, llm, params())
 
     document = stores.summaries()[(refused["arxiv_id"], refused["version"])]
     assert document["summary"]["text"] == textrank(refused["abstract"], max_chars=700)
@@ -522,7 +560,7 @@ def test_a_refused_key_stops_the_run_and_keeps_what_was_produced(
     one_at_a_time = params(concurrency=1)
 
     with pytest.raises(LlmAuthError) as raised:
-        summarize_papers(stores.papers, stores.documents, llm, one_at_a_time)
+        summarize(stores, llm, one_at_a_time)
 
     assert "refused the API key (HTTP 401)" in str(raised.value)
     assert "MISTRAL_API_KEY" in str(raised.value)
@@ -535,7 +573,7 @@ def test_a_refused_key_stops_the_run_and_keeps_what_was_produced(
     assert (listed[14]["arxiv_id"], listed[14]["version"]) not in summaries
     assert len(summaries) <= 15  # at most the paper in flight when the run stopped
 
-    report = summarize_papers(stores.papers, stores.documents, llm, one_at_a_time)
+    report = summarize(stores, llm, one_at_a_time)
 
     assert report["papers"] == PAPERS - len(summaries)
     answered = [r for r in server.requests if r.status == 200]
@@ -555,7 +593,7 @@ def test_an_invalid_answer_twice_is_recorded_as_failed(
     broken = stores.listed()[21]
     server.inject(not_json(match=title_mark(broken)), not_json(match=title_mark(broken)))
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert len(requests_for(server, broken)) == 2
     assert report["failed"] == 1 + len(LANGUAGES)
@@ -566,7 +604,7 @@ def test_an_invalid_answer_twice_is_recorded_as_failed(
     assert stores.documents.count("llm_cache") == ENTRIES - (1 + len(LANGUAGES))
     asked = len(server.requests)
 
-    assert summarize_papers(stores.papers, stores.documents, llm, params())["papers"] == 0
+    assert summarize(stores, llm, params())["papers"] == 0
     assert len(server.requests) == asked
 
 
@@ -576,7 +614,7 @@ def test_paid_invalid_answers_are_counted(
     broken = stores.listed()[21]
     server.inject(not_json(match=title_mark(broken)), not_json(match=title_mark(broken)))
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     assert report["llm_calls"] == PAPERS + 1
     assert report["prompt_tokens"] == billed(server.completions()).prompt_tokens
@@ -588,7 +626,7 @@ def test_a_wrong_language_translation_is_asked_again_and_fixed(
     paper = stores.listed()[5]
     server.inject(wrong_language("fr", written_in="en", match=title_mark(paper)))
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     asked = requests_for(server, paper)
     assert len(asked) == 2
@@ -610,7 +648,7 @@ def test_an_overlong_summary_is_asked_again_then_failed(
     server.inject(overlong(1500, match=title_mark(once)))
     server.inject(*[overlong(1500, match=title_mark(twice))] * 2)
 
-    report = summarize_papers(stores.papers, stores.documents, llm, params())
+    report = summarize(stores, llm, params())
 
     summaries = stores.summaries()
     assert_complete(summaries[(once["arxiv_id"], once["version"])], once, PARAMS["prompt_version"])
@@ -634,26 +672,26 @@ def test_online_on_mongodb(
     server: MistralServer,
     llm: LlmClient,
 ) -> None:
-    papers = PaperStore.open(f"sqlite:///{tmp_path / 'arxiv.db'}")
+    papers = Database.open(f"sqlite:///{tmp_path / 'arxiv.db'}")
     documents = MongoDocumentStore(document_server.url, mongo_database)
+    stores = Stores(papers, documents, document_server.url, mongo_database)
     try:
-        fill(papers, documents, snapshot_lines, tmp_path)
-        stores = Stores(papers, documents)
-        offline = summarize_papers(papers, documents, None, params())
+        fill(stores, snapshot_lines, tmp_path)
+        offline = summarize(stores, None, params())
         assert offline["extractive_summaries"] == PAPERS
 
-        report = summarize_papers(papers, documents, llm, params())
+        report = summarize(stores, llm, params())
 
         assert report["papers"] == report["llm_summaries"] == PAPERS
         assert len(server.requests) == PAPERS
         check_online_documents(stores, server, report, PARAMS["prompt_version"])
         assert documents.count("llm_cache") == ENTRIES
-        again = summarize_papers(papers, documents, llm, params())
+        again = summarize(stores, llm, params())
         assert again["papers"] == 0
         assert len(server.requests) == PAPERS
     finally:
         documents.close()
-        papers.engine.dispose()
+        papers.close()
 
 
 # --- kedro run --------------------------------------------------------------------------------
@@ -668,13 +706,14 @@ def test_kedro_run_summarization_offline_then_online(
     installing MLflow's import hooks: they break importing the namespace package mistralai)."""
     primary = project / "data" / "03_primary"
     primary.mkdir(parents=True)
-    papers = PaperStore.open(f"sqlite:///{primary / 'arxiv.db'}")
-    documents = SqlDocumentStore(f"sqlite:///{primary / 'documents.db'}")
+    url = f"sqlite:///{primary / 'documents.db'}"
+    documents = SqlDocumentStore(url)
+    stores = Stores(Database.open(f"sqlite:///{primary / 'arxiv.db'}"), documents, url)
     try:
-        fill(papers, documents, snapshot_lines[:8], project)
+        fill(stores, snapshot_lines[:8], project)
     finally:
         documents.close()
-        papers.engine.dispose()
+        stores.papers.close()
     report_path = project / "data" / "08_reporting" / "summarization_report.json"
 
     offline = kedro_run(project, "--pipeline", "summarization")

@@ -24,11 +24,9 @@ from arxiv_kedro.pipelines.training.nodes import (
     evaluation_fingerprint,
     fit_final_classifier,
     label_set,
-    load_labeled_papers,
     predict,
     split_by_time,
 )
-from arxiv_kedro.stores.relational import PaperStore
 from tests.classification.test_model import snapshot_papers
 
 # cs.HC (~190 papers in the sample) stays below MIN_EXAMPLES training papers: out of the labels.
@@ -135,13 +133,9 @@ def test_label_set() -> None:
     assert label_set(labels, 4) == []
 
 
-def test_load_labeled_papers_refuses_an_empty_store(sqlite_url: str) -> None:
-    store = PaperStore.open(sqlite_url)
-    try:
-        with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
-            load_labeled_papers(store)
-    finally:
-        store.engine.dispose()
+def test_training_on_an_empty_store_says_to_ingest_first(papers: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
+        split_by_time(papers.iloc[:0], PARAMS)
 
 
 def test_final_classifier_learns_the_labels_of_the_whole_store(papers: pd.DataFrame) -> None:

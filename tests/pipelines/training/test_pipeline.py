@@ -24,11 +24,11 @@ from sqlalchemy import func, select
 
 from arxiv_kedro.classification import registry
 from arxiv_kedro.classification.model import OUTPUT_COLUMNS
-from arxiv_kedro.datasets import PaperSourceDataset
 from arxiv_kedro.stores import schema
+from arxiv_kedro.stores.relational.engine import Database
 from tests import test_kedro_run
-from tests.pipelines.ingestion.test_pipeline import run_pipeline
 from tests.pipelines.training.test_nodes import tracking_uri
+from tests.support.pipelines import backfill
 from tests.test_kedro_run import kedro_run, query, sqlite_url
 
 pytestmark = pytest.mark.slow
@@ -65,11 +65,14 @@ def filled_store(tmp_path_factory: pytest.TempPathFactory, daily_snapshot: Path)
     selected, unseen = training_selection(daily_snapshot)
     snapshot.write_text("".join(selected), encoding="utf-8")
     written = len(selected)
-    source = PaperSourceDataset(snapshot=str(snapshot), snapshot_batch_size=1000)
-    url = f"sqlite:///{directory / 'arxiv.db'}"
-    ingestion, store, documents = run_pipeline(source, url, {"snapshot_filter": {}}, directory)
-    store.engine.dispose()
-    documents.close()
+    ingestion = backfill(
+        snapshot,
+        directory,
+        batch_size=1000,
+        relational_url=f"sqlite:///{directory / 'arxiv.db'}",
+        documents_url=f"sqlite:///{directory / 'documents.db'}",
+    )
+    Database.close_shared()
     assert 2500 < written < 3500
     assert ingestion["status"] == "succeeded"
     assert (ingestion["new"], ingestion["quarantined"]) == (written, 0)

@@ -1,18 +1,17 @@
-"""The inference pipeline."""
+"""The inference pipeline: the champion labels the stored papers it has not labeled yet."""
 
 from kedro.pipeline import Node, Pipeline
 
 from arxiv_kedro.pipelines.inference.nodes import predict_pending
 
 
-def create_pipeline(after: tuple[str, ...] = (), **kwargs) -> Pipeline:
-    """`after`: datasets to wait for, e.g. ("ingestion_report",) to label what was ingested."""
+def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
                 predict_pending,
-                ["paper_store", "champion", "params:inference", *after],
-                "inference_report",
+                ["champion", "papers@unlabeled"],
+                ["predictions@batches", "inference_report"],
                 name="predict_pending",
             )
         ],

@@ -1,4 +1,5 @@
-"""Ingestion nodes: fetch raw records, normalize and validate them, upsert them batch by batch."""
+"""Ingestion nodes: plan the API windows, fetch their pages, normalize and validate records into
+paper batches (and their raw documents), report the run. The datasets do the I/O."""
 
 from __future__ import annotations
 
@@ -6,24 +7,163 @@ import logging
 import multiprocessing
 import os
 import pickle
-import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Full
 from typing import Any, TypeVar
 
-from arxiv_kedro.papers import Paper, Quarantined, iso_datetime, normalize
+from arxiv_kedro.papers import Paper, iso_datetime, normalize
 from arxiv_kedro.sources import RawBatch
 from arxiv_kedro.sources.arxiv_api import ArxivApiClient, Window, plan_windows
 from arxiv_kedro.sources.snapshot import SnapshotFile
-from arxiv_kedro.stores.documents import DocumentStore, UpsertCounts
-from arxiv_kedro.stores.relational import Counts, PaperStore
+from arxiv_kedro.stores.relational.ingestion import PaperBatch
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+# --- the live API: plan, fetch -----------------------------------------------------------------
+
+
+def plan_ingestion(watermarks: Mapping[str, datetime], params: dict[str, Any]) -> dict[str, Any]:
+    """The windows to fetch from the API: each category from its watermark minus the overlap
+    (or the look-back on its first run) up to `until` or now, sliced by `slice_hours`.
+
+    Returns the plan as JSON data: its id (the moment it was made; it names the landing folder
+    of its pages), the windows, and the description of the run it starts.
+    """
+    if not params.get("categories"):
+        raise ValueError("ingestion.categories is empty: name the arXiv categories to fetch")
+    made = datetime.now(UTC)
+    until = params.get("until")
+    windows = plan_windows(
+        params["categories"],
+        watermarks,
+        now=iso_datetime(until, "until") if until else made,
+        lookback=timedelta(days=params["lookback_days"]),
+        overlap=timedelta(hours=params["overlap_hours"]),
+        slice_length=timedelta(hours=params["slice_hours"]),
+    )
+    logger.info("Ingestion plan: %d windows from %s", len(windows), windows[0].start.isoformat())
+    return {
+        "id": made.strftime("%Y%m%dT%H%M%S%fZ"),
+        "windows": [
+            {
+                "categories": list(w.categories),
+                "start": w.start.isoformat(),
+                "end": w.end.isoformat(),
+            }
+            for w in windows
+        ],
+    }
+
+
+def _windows(plan: dict[str, Any]) -> list[Window]:
+    return [
+        Window(
+            tuple(w["categories"]),
+            datetime.fromisoformat(w["start"]),
+            datetime.fromisoformat(w["end"]),
+        )
+        for w in plan["windows"]
+    ]
+
+
+def fetch_pages(client: ArxivApiClient, plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Ask the API for every window of the plan, page by page (the client keeps arXiv's pace and
+    retries); each page, with the checkpoint it justifies, goes to the raw landing zone."""
+    windows = _windows(plan)
+    for number, window in enumerate(windows, start=1):
+        logger.info("Window %d/%d: %s", number, len(windows), window.query())
+        for page, batch in enumerate(client.fetch(window)):
+            mark = batch.checkpoint
+            yield {
+                "plan_id": plan["id"],
+                "window": number,
+                "page": page,
+                "query": window.query(),
+                "total_results": client.total_results,
+                "checkpoint": mark and {"categories": mark.categories, "through": mark.through},
+                "records": batch.records,
+            }
+
+
+# --- normalize, validate, store ----------------------------------------------------------------
+
+
+def store_fetched_papers(
+    pages: Mapping[str, Callable[[], Iterator[RawBatch]]],
+    plan: dict[str, Any],
+) -> Iterator[tuple[list[dict[str, Any]], PaperBatch]]:
+    """The plan's landed pages, normalized and validated, as (raw documents, paper batch) pairs:
+    the documents are stored first, then the batch in one transaction with its watermark."""
+    if plan["id"] not in pages:
+        raise ValueError(
+            f"no landed pages for ingestion plan {plan['id']}: run the fetch_pages node first"
+        )
+    windows = _windows(plan)
+    run = {
+        "source": "api",
+        "detail": "; ".join(w.query() for w in windows),
+        "window_start": windows[0].start,
+        "window_end": windows[-1].end,
+    }
+    yield from _stored(pages[plan["id"]](), run, {}, lambda: "")
+
+
+def store_snapshot_papers(
+    snapshot: SnapshotFile, params: dict[str, Any]
+) -> Iterator[tuple[list[dict[str, Any]], PaperBatch]]:
+    """A bulk snapshot, streamed: the same normalization, validation and batches as the API's,
+    limited by `snapshot_filter` (categories, published since/until)."""
+    run = {"source": "snapshot", "detail": str(snapshot.path)}
+
+    def progress() -> str:
+        fraction = snapshot.fraction_read
+        return f" ({fraction:.0%} of the file)" if fraction is not None else ""
+
+    yield from _stored(snapshot.batches(), run, params.get("snapshot_filter") or {}, progress)
+
+
+def _stored(
+    batches: Iterator[RawBatch],
+    run: dict[str, Any],
+    filters: dict[str, Any],
+    progress: Callable[[], str],
+) -> Iterator[tuple[list[dict[str, Any]], PaperBatch]]:
+    def prepared() -> Iterator[tuple[list[dict[str, Any]], PaperBatch]]:
+        for batch in batches:
+            papers, quarantined = normalize(batch.records, run["source"])
+            papers, filtered = select_papers(
+                papers, filters.get("categories") or (), filters.get("since"), filters.get("until")
+            )
+            yield (
+                [article_document(paper, run["source"]) for paper in papers],
+                PaperBatch(
+                    run=run,
+                    papers=papers,
+                    quarantined=[*batch.rejected, *quarantined],
+                    checkpoint=batch.checkpoint,
+                    fetched=len(batch.records) + len(batch.rejected),
+                    filtered=filtered,
+                    progress=progress(),
+                ),
+            )
+
+    yield from prefetch(prepared())
+    # The source is exhausted: this last, empty batch closes the run as succeeded.
+    yield [], PaperBatch(run=run, papers=[], quarantined=[], checkpoint=None, fetched=0, last=True)
+
+
+def article_document(paper: Paper, source: str) -> dict[str, Any]:
+    """The `articles` document: the raw source record next to the normalized paper."""
+    return {
+        "arxiv_id": paper.arxiv_id,
+        "version": paper.version,
+        "source": source,
+        "raw": paper.raw,
+        "paper": paper.as_json(),
+    }
 
 
 def matches_category(paper: Paper, wanted: frozenset[str]) -> bool:
@@ -58,6 +198,27 @@ def select_papers(
         else:
             kept.append(paper)
     return kept, dropped
+
+
+def report_ingestion(run: dict[str, Any]) -> dict[str, Any]:
+    """The newest ingestion run (its counts, status and speed) as the report's JSON."""
+    seconds = run["duration_seconds"] or 0.0
+    return {
+        "run_id": run["id"],
+        "source": run["source"],
+        "detail": run["detail"],
+        "status": run["status"],
+        "started_at": run["started_at"].isoformat(),
+        "finished_at": run["finished_at"] and run["finished_at"].isoformat(),
+        "duration_seconds": round(seconds, 3),
+        "papers_per_second": round(run["fetched"] / max(seconds, 1e-9), 1),
+        **{
+            k: run[k] for k in ("fetched", "new", "updated", "unchanged", "filtered", "quarantined")
+        },
+    }
+
+
+# --- reading ahead in another process -----------------------------------------------------------
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -119,160 +280,3 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             producer.terminate()
         producer.join()
         queue.close()
-
-
-class _Progress:
-    """Logs running counts at most every `every` seconds, and the one-line summary at the end."""
-
-    def __init__(self, label: str, every: float = 2.0):
-        self.label = label
-        self.every = every
-        self.counts = Counts()
-        self.started = time.monotonic()
-        self._last = self.started
-
-    @property
-    def elapsed(self) -> float:
-        return max(time.monotonic() - self.started, 1e-9)
-
-    def add(self, counts: Counts, done: str = "") -> None:
-        self.counts += counts
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            c = self.counts
-            logger.info(
-                "%s: %s fetched%s — %s new, %s updated, %s unchanged, %s quarantined — %s papers/s",
-                self.label, f"{c.fetched:,}", done, f"{c.new:,}", f"{c.updated:,}",
-                f"{c.unchanged:,}", f"{c.quarantined:,}", f"{c.fetched / self.elapsed:,.0f}",
-            )  # fmt: skip
-
-    def summary(self) -> str:
-        c = self.counts
-        filtered = f" / filtered out {c.filtered:,}" if c.filtered else ""
-        return (
-            f"{self.label}: fetched {c.fetched:,} / new {c.new:,} / updated {c.updated:,} / "
-            f"unchanged {c.unchanged:,} / quarantined {c.quarantined:,}{filtered} / "
-            f"{c.fetched / self.elapsed:,.0f} papers/s ({self.elapsed:.1f} s)"
-        )
-
-
-def _api_batches(client: ArxivApiClient, windows: list[Window]) -> Iterator[tuple[RawBatch, str]]:
-    for number, window in enumerate(windows, start=1):
-        logger.info("Window %d/%d: %s", number, len(windows), window.query())
-        for batch in client.fetch(window):
-            total = f" of {client.total_results:,}" if client.total_results else ""
-            yield batch, f" (window {number}/{len(windows)}{total})"
-
-
-def _snapshot_batches(snapshot: SnapshotFile) -> Iterator[tuple[RawBatch, str]]:
-    for batch in snapshot.batches():
-        fraction = snapshot.fraction_read
-        yield batch, f" ({fraction:.0%} of the file)" if fraction is not None else ""
-
-
-def article_document(paper: Paper, source: str) -> dict[str, Any]:
-    """The `articles` document: the raw source record next to the normalized paper."""
-    return {
-        "arxiv_id": paper.arxiv_id,
-        "version": paper.version,
-        "source": source,
-        "raw": paper.raw,
-        "paper": paper.as_json(),
-    }
-
-
-def ingest_papers(
-    source: ArxivApiClient | SnapshotFile,
-    store: PaperStore,
-    documents: DocumentStore,
-    lock: AbstractContextManager,
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    """Stream raw records from `source` into the stores and return the run's report.
-
-    Every batch is normalized and validated (bad records quarantined with a reason); its raw
-    records go to the document store (`articles`), then its papers are upserted in one
-    transaction together with the watermark they justify. A crash at any point loses nothing:
-    the next run redoes only uncommitted work, and both writes are idempotent. `lock` keeps two
-    runs from overlapping; the run is recorded in `ingestion_runs`.
-    """
-    with lock:
-        return _ingest(source, store, documents, params)
-
-
-def _ingest(
-    source: ArxivApiClient | SnapshotFile,
-    store: PaperStore,
-    documents: DocumentStore,
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    if isinstance(source, SnapshotFile):
-        kind, detail, window = "snapshot", str(source.path), (None, None)
-        batches = _snapshot_batches(source)
-        filters = params.get("snapshot_filter") or {}
-    else:
-        until = params.get("until")
-        windows = plan_windows(
-            params["categories"],
-            store.watermarks(),
-            now=iso_datetime(until, "until") if until else datetime.now(UTC),
-            lookback=timedelta(days=params["lookback_days"]),
-            overlap=timedelta(hours=params["overlap_hours"]),
-            slice_length=timedelta(hours=params["slice_hours"]),
-        )
-        kind, detail = "api", "; ".join(w.query() for w in windows)
-        window = (windows[0].start, windows[-1].end) if windows else (None, None)
-        batches = _api_batches(source, windows)
-        filters = {}
-
-    run_id = store.start_run(kind, detail, *window)
-    progress = _Progress(f"Ingestion run {run_id} ({kind})")
-    articles = UpsertCounts()
-    logger.info("%s started: %s", progress.label, detail)
-
-    def prepared() -> Iterator[tuple[RawBatch, str, list[Paper], list[Quarantined], int, list]]:
-        for batch, done in batches:
-            papers, quarantined = normalize(batch.records, kind)
-            papers, filtered = select_papers(
-                papers, filters.get("categories") or (), filters.get("since"), filters.get("until")
-            )
-            docs = [article_document(paper, kind) for paper in papers]
-            yield batch, done, papers, quarantined, filtered, docs
-
-    try:
-        # The documents are written while the relational transaction does its work; it commits
-        # (moving the watermark) only once they are stored.
-        with ThreadPoolExecutor(1, thread_name_prefix="articles") as writer:
-            for batch, done, papers, quarantined, filtered, docs in prefetch(prepared()):
-                stored = writer.submit(documents.upsert_many, "articles", docs)
-                counts = store.write_batch(
-                    papers,
-                    [*batch.rejected, *quarantined],
-                    source=kind,
-                    run_id=run_id,
-                    checkpoint=batch.checkpoint,
-                    fetched=len(batch.records) + len(batch.rejected),
-                    filtered=filtered,
-                    before_commit=stored.result,
-                )
-                articles += stored.result()
-                progress.add(counts, done)
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        store.finish_run(run_id, status, error=f"{exc.__class__.__name__}: {exc}")
-        logger.error("%s %s after %s", progress.label, status, progress.summary())
-        raise
-    run = store.finish_run(run_id, "succeeded")
-    logger.info(progress.summary())
-    return {
-        "run_id": run_id,
-        "source": kind,
-        "detail": detail,
-        "status": run["status"],
-        "started_at": run["started_at"].isoformat(),
-        "duration_seconds": round(run["duration_seconds"], 3),
-        "papers_per_second": round(progress.counts.fetched / progress.elapsed, 1),
-        **progress.counts.as_dict(),
-        "articles": asdict(articles),
-    }

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arxiv_kedro.llm import summaries as s
 from arxiv_kedro.llm.checks import problems
@@ -20,8 +21,9 @@ from arxiv_kedro.llm.client import (
     Usage,
 )
 from arxiv_kedro.llm.extractive import textrank
-from arxiv_kedro.stores.documents import DocumentStore
-from arxiv_kedro.stores.relational import PaperStore
+
+if TYPE_CHECKING:
+    from arxiv_kedro.datasets.documents import DocumentLookup
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +65,20 @@ class Tally:
 
 
 def summarize_papers(
-    store: PaperStore,
-    documents: DocumentStore,
+    papers: Iterator[list[dict[str, Any]]],
+    stored_summaries: DocumentLookup,
+    paid_answers: DocumentLookup,
     llm: LlmClient | None,
     params: dict[str, Any],
-    *_upstream: Any,
-) -> dict[str, Any]:
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]]:
     """Newest papers first. Offline (no key): extractive summaries, translations pending.
     Online: LLM summaries (upgrading extractive ones) and the missing translations, at most
-    `max_papers` paper versions per run. `_upstream`: outputs this run waits for."""
+    `max_papers` paper versions per run.
+
+    Yields (paid LLM answers, summary documents, the running report); the answers are saved
+    first, and online each paper is yielded as soon as it is done, so a crash never loses what
+    was paid for.
+    """
     settings = s.Settings(
         languages=tuple(params["languages"]),
         prompt_version=str(params["prompt_version"]),
@@ -84,9 +91,14 @@ def summarize_papers(
         logger.warning("No price for model %s in summarization.prices: cost shows 0", llm.model)
     budget = params["max_papers"] if settings.online else None
     tally, started = Tally(), time.perf_counter()
-    producer = _Producer(llm, documents, settings, params, prices) if llm else None
-    for batch in store.iter_papers(batch_size=params["batch_size"]):
-        stored = documents.get_many("summaries", [(p["arxiv_id"], p["version"]) for p in batch])
+
+    def report() -> dict[str, Any]:
+        done = tally.report(prices, time.perf_counter() - started)
+        return done | {"mode": "llm" if settings.online else "offline", "model": settings.model}
+
+    producer = _Producer(llm, paid_answers, settings, params, prices) if llm else None
+    for batch in papers:
+        stored = stored_summaries.get_many([(p["arxiv_id"], p["version"]) for p in batch])
         works = [
             w
             for p in batch
@@ -100,10 +112,12 @@ def summarize_papers(
             continue
         if producer is None:
             written = [_offline(work, settings, tally) for work in works]
+            tally.papers += len(works)
+            yield [], written, report()
         else:
-            written = producer.run(works, tally)
-        documents.upsert_many("summaries", written)
-        tally.papers += len(works)
+            for answers, document in producer.run(works, tally):
+                tally.papers += 1
+                yield answers, [document], report()
         logger.info(
             "Summaries: %s paper versions done (%d LLM calls, cache hit rate %s, $%.4f)",
             f"{tally.papers:,}",
@@ -111,12 +125,11 @@ def summarize_papers(
             _rate(tally),
             tally.usage.cost(prices),
         )
-    report = tally.report(prices, time.perf_counter() - started)
-    report |= {"mode": "llm" if settings.online else "offline", "model": settings.model}
+    final = report()
     logger.info(
         "Summarization done (%s): %s paper versions, %s LLM and %s extractive summaries, "
         "%s translations, %s pending, %s failed; cache hit rate %s; run cost $%.4f",
-        report["mode"],
+        final["mode"],
         f"{tally.papers:,}",
         f"{tally.llm_summaries:,}",
         f"{tally.extractive_summaries:,}",
@@ -124,9 +137,9 @@ def summarize_papers(
         f"{tally.pending:,}",
         f"{tally.failed:,}",
         _rate(tally),
-        report["cost"],
+        final["cost"],
     )
-    return report
+    yield [], [], final
 
 
 def _rate(tally: Tally) -> str:
@@ -150,39 +163,41 @@ def _offline(work: s.Work, settings: s.Settings, tally: Tally) -> dict[str, Any]
 class _Producer:
     """The online path: cache first, then the LLM, `concurrency` papers at a time."""
 
-    def __init__(self, llm, documents, settings, params, prices):
-        self.llm, self.documents, self.settings = llm, documents, settings
+    def __init__(self, llm, paid_answers, settings, params, prices):
+        self.llm, self.paid_answers, self.settings = llm, paid_answers, settings
         self.prompts, self.prices = params["prompts"], prices
         self.concurrency = params["concurrency"]
         self.max_tokens = params["max_tokens"]
 
-    def run(self, works: list[s.Work], tally: Tally) -> list[dict[str, Any]]:
-        written = []
+    def run(
+        self, works: list[s.Work], tally: Tally
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """(paid answers, document) for each paper, as soon as it is done. An authentication
+        error stops the run once the papers already done are handed over."""
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
             futures = [pool.submit(self.produce, work) for work in works]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future.done() and future.exception() is None:
-                    document, counts = future.result()
-                    written.append(document)
-                    for name, value in counts.items():
-                        setattr(tally, name, getattr(tally, name) + value)
-            auth = [f.exception() for f in done if isinstance(f.exception(), LlmAuthError)]
-            if auth:
-                for future in futures:
-                    future.cancel()
-                self.documents.upsert_many("summaries", written)  # keep what was paid for
-                raise auth[0]
-            for future in futures:
+            failure: BaseException | None = None
+            for future in as_completed(futures):
+                if future.cancelled():
+                    continue
                 if future.exception() is not None:
-                    raise future.exception()
-        return written
+                    if failure is None or isinstance(future.exception(), LlmAuthError):
+                        failure = future.exception()
+                    for pending in futures:
+                        pending.cancel()
+                    continue
+                document, answers, counts = future.result()
+                for name, value in counts.items():
+                    setattr(tally, name, getattr(tally, name) + value)
+                yield answers, document
+            if failure is not None:
+                raise failure
 
-    def produce(self, work: s.Work) -> tuple[dict[str, Any], dict[str, Any]]:
+    def produce(self, work: s.Work) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         settings, paper = self.settings, work.paper
         wanted = ([s.SOURCE_LANGUAGE] if work.summary else []) + work.languages
         keys = {lang: s.cache_key(paper, settings, lang) for lang in wanted}
-        cached = self.documents.get_many("llm_cache", [(k,) for k in keys.values()])
+        cached = self.paid_answers.get_many([(k,) for k in keys.values()])
         texts = {lang: cached[(key,)]["text"] for lang, key in keys.items() if (key,) in cached}
         counts: dict[str, Any] = {
             "cache_hits": len(texts),
@@ -227,15 +242,10 @@ class _Producer:
         share = _split(paid, len(done))
         for e in done.values():
             e["usage"] = s.usage_dict(share, self.prices)
-        # Paid for: cached at once, so a crash before the documents are written loses nothing.
-        if done:
-            self.documents.upsert_many(
-                "llm_cache",
-                [
-                    {"key": keys[lang], "text": e["text"], "usage": e["usage"]}
-                    for lang, e in done.items()
-                ],
-            )
+        # Paid for: saved to the cache before the document, so a crash loses nothing paid.
+        answers = [
+            {"key": keys[lang], "text": e["text"], "usage": e["usage"]} for lang, e in done.items()
+        ]
         summary_entry = entries.pop(s.SOURCE_LANGUAGE, None)
         counts |= {
             "calls": calls,
@@ -244,7 +254,7 @@ class _Producer:
             "translations": sum(e["status"] == "done" for e in entries.values()),
             "failed": sum(e["status"] == "failed" or "upgrade" in e for e in fresh.values()),
         }
-        return s.document(work, summary_entry, entries, paid, self.prices), counts
+        return s.document(work, summary_entry, entries, paid, self.prices), answers, counts
 
     def _ask_summary(self, paper, languages):
         prompt = self.prompts["summarize"]

@@ -1,18 +1,24 @@
-"""The summarization pipeline."""
+"""The summarization pipeline: summaries and translations of the stored papers that lack them."""
 
 from kedro.pipeline import Node, Pipeline
 
 from arxiv_kedro.pipelines.summarization.nodes import summarize_papers
 
 
-def create_pipeline(after: tuple[str, ...] = (), **kwargs) -> Pipeline:
-    """`after`: datasets to wait for, e.g. ("ingestion_report",) to summarize what was ingested."""
+def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
                 summarize_papers,
-                ["paper_store", "document_store", "llm", "params:summarization", *after],
-                "summarization_report",
+                [
+                    "papers@newest",
+                    "stored_summaries",
+                    "paid_answers",
+                    "llm",
+                    "params:summarization",
+                ],
+                # Paid answers first: cached before the documents that use them are written.
+                ["llm_cache", "summaries", "summarization_report"],
                 name="summarize_papers",
             )
         ],

@@ -15,23 +15,8 @@ from sklearn.metrics import confusion_matrix
 from arxiv_kedro.classification import registry
 from arxiv_kedro.classification.evaluation import evaluate
 from arxiv_kedro.classification.model import TextClassifier, check_input
-from arxiv_kedro.stores.relational import PaperStore
 
 logger = logging.getLogger(__name__)
-
-
-def load_labeled_papers(store: PaperStore) -> pd.DataFrame:
-    """Every stored paper with arXiv's primary category as its label, oldest first."""
-    papers = store.labeled_papers()
-    if papers.empty:
-        raise ValueError(
-            "the relational store holds no papers: run the ingestion pipeline first "
-            "(e.g. ARXIV_SNAPSHOT=<file> kedro run --pipeline ingestion)"
-        )
-    logger.info(
-        "Training data: %s papers in %s categories", f"{len(papers):,}", papers.label.nunique()
-    )
-    return papers
 
 
 def label_set(labels: pd.Series, min_examples: int) -> list[str]:
@@ -49,6 +34,14 @@ def split_by_time(
     with at least `min_examples` training papers; papers of other categories are left out of
     training and of the metrics, and counted in the split summary.
     """
+    if papers.empty:
+        raise ValueError(
+            "the relational store holds no papers: run the ingestion pipeline first "
+            "(e.g. ARXIV_SNAPSHOT=<file> kedro run --pipeline backfill)"
+        )
+    logger.info(
+        "Training data: %s papers in %s categories", f"{len(papers):,}", papers.label.nunique()
+    )
     published_day = papers.published.dt.floor("D")
     cut = published_day.quantile(1 - params["evaluation_fraction"], interpolation="higher")
     older = papers[published_day < cut]

@@ -14,7 +14,6 @@ from arxiv_kedro.pipelines.training.nodes import (
     evaluate_classifier,
     fit_classifier,
     fit_final_classifier,
-    load_labeled_papers,
     predict,
     split_by_time,
 )
@@ -43,10 +42,9 @@ PIP_REQUIREMENTS = [
 def create_training_pipeline() -> Pipeline:
     return Pipeline(
         [
-            Node(load_labeled_papers, "paper_store", "labeled_papers", name="load_labeled_papers"),
             Node(
                 split_by_time,
-                ["labeled_papers", "params:training"],
+                ["papers@labeled", "params:training"],
                 ["training_papers", "evaluation_papers", "training_split"],
                 name="split_by_time",
             ),
@@ -64,7 +62,7 @@ def create_training_pipeline() -> Pipeline:
             ),
             Node(
                 fit_final_classifier,
-                ["labeled_papers", "params:training"],
+                ["papers@labeled", "params:training"],
                 "classifier",
                 name="fit_final_classifier",
             ),
@@ -74,7 +72,7 @@ def create_training_pipeline() -> Pipeline:
                     "holdout_classifier",
                     "evaluation_papers",
                     "evaluation_report",
-                    "labeled_papers",
+                    "papers@labeled",
                     "champion",
                     "params:training",
                 ],

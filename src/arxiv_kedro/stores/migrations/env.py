@@ -1,5 +1,5 @@
-"""Alembic environment: migrates the connection handed over by `stores.relational.migrate`, or
-the database named by DATABASE_URL when run as `alembic upgrade head` from the project root."""
+"""Alembic environment: migrates the connection handed over by `relational.engine.migrate`, or the
+database named by DATABASE_URL when run as `alembic upgrade head` from the project root."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 from alembic import context
 
-from arxiv_kedro.stores.relational import make_engine
+from arxiv_kedro.stores.relational.engine import make_engine
 from arxiv_kedro.stores.schema import include_object, metadata
 
 DEFAULT_URL = "sqlite:///data/03_primary/arxiv.db"

@@ -23,21 +23,13 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
+from arxiv_kedro.coordination.cache import Cache, LocalCache, RedisCache
+from arxiv_kedro.coordination.locks import FileLock, LockHeld, RedisLock
+from arxiv_kedro.coordination.rate_limit import LocalTokenBucket, RedisTokenBucket
+from arxiv_kedro.coordination.redis_store import RedisStore
+from arxiv_kedro.coordination.staging import decode_staged, encode_staged
 from arxiv_kedro.datasets import RedisStagingDataset, RunLockDataset
 from arxiv_kedro.stores import StoreError
-from arxiv_kedro.stores.coordination import (
-    Cache,
-    FileLock,
-    LocalCache,
-    LocalTokenBucket,
-    LockHeld,
-    RedisCache,
-    RedisLock,
-    RedisStore,
-    RedisTokenBucket,
-    decode_staged,
-    encode_staged,
-)
 from tests.conftest import free_port
 from tests.support.arxiv_server import ArxivServer, load_corpus
 
@@ -47,7 +39,8 @@ HOST = socket.gethostname()
 # Each child prints "ready" once imported, waits for a line on stdin, then does its part.
 BUCKET_CHILD = """
 import sys, time
-from arxiv_kedro.stores.coordination import RedisStore, RedisTokenBucket
+from arxiv_kedro.coordination.rate_limit import RedisTokenBucket
+from arxiv_kedro.coordination.redis_store import RedisStore
 bucket = RedisTokenBucket(RedisStore(sys.argv[1], sys.argv[2]), "shared", rate=1 / 0.5)
 print("ready", flush=True)
 sys.stdin.readline()
@@ -59,7 +52,8 @@ CLIENT_CHILD = """
 import sys
 from datetime import datetime
 from arxiv_kedro.sources.arxiv_api import ArxivApiClient, Window
-from arxiv_kedro.stores.coordination import RedisStore, RedisTokenBucket
+from arxiv_kedro.coordination.rate_limit import RedisTokenBucket
+from arxiv_kedro.coordination.redis_store import RedisStore
 api, redis_url, namespace, start, end = sys.argv[1:]
 limiter = RedisTokenBucket(RedisStore(redis_url, namespace), "arxiv-api", rate=1 / 0.5)
 client = ArxivApiClient(api, page_size=50, delay_seconds=0.5, rate_limiter=limiter)
@@ -70,7 +64,7 @@ print(sum(len(batch.records) for batch in client.fetch(window)), flush=True)
 """
 FILE_LOCK_HOLDER = """
 import sys, time
-from arxiv_kedro.stores.coordination import FileLock
+from arxiv_kedro.coordination.locks import FileLock
 with FileLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
