@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: run test serve app lint format lock bench clean
+.PHONY: run test serve app viz graph lint format lock bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,14 @@ serve: $(STAMP)
 app: $(STAMP)
 	$(BIN)/streamlit run app/main.py --server.port 8501 --server.headless true \
 		--browser.gatherUsageStats false --client.toolbarMode viewer $(ARGS)
+
+## make viz — kedro-viz on http://127.0.0.1:4141: every pipeline, its nodes and datasets.
+viz: $(STAMP)
+	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser $(ARGS)
+
+## make graph — docs/pipeline-graph.png (the README's picture) from `kedro viz build`.
+graph: $(STAMP) $(CHROMIUM)
+	$(BIN)/python tools/pipeline_graph.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,14 +30,15 @@ def project_catalog(
 ) -> DataCatalog:
     """The catalog of `env` with `stores` (globals.yml's relational_url, documents_url,
     documents_database, redis_url) replaced; its relative paths resolve in the current directory.
-    `params`: {"ingestion": {...}, ...} as `params:` entries."""
+    The project's parameters are `params:` entries, `params` ({"ingestion": {...}, ...}) replacing
+    whole top-level ones."""
     loader = OmegaConfigLoader(
         str(conf), env=env, base_env="base", default_run_env="local",
         custom_resolvers=settings.CONFIG_LOADER_ARGS["custom_resolvers"],
     )  # fmt: skip
     loader["globals"] = {**loader["globals"], **stores}
     catalog = DataCatalog.from_config(loader["catalog"])
-    for name, value in (params or {}).items():
+    for name, value in {**loader["parameters"], **(params or {})}.items():
         catalog[f"params:{name}"] = value
     return catalog
 

@@ -24,14 +24,6 @@ def shared_document_store(url: str, database: str) -> DocumentStore:
         return _SHARED[url, database]
 
 
-def close_shared_document_stores() -> None:
-    """Close every shared client (tests, or a process that is done)."""
-    with _SHARED_LOCK:
-        for store in _SHARED.values():
-            store.close()
-        _SHARED.clear()
-
-
 class DocumentLookup:
     """Reads of one collection by key, for a node that must know what is stored already."""
 
