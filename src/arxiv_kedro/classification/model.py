@@ -23,9 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.svm import LinearSVC
 
-# pyfunc/entry-point output: the top label and its probability, then the runners-up.
-OUTPUT_COLUMNS = ("label", "probability", "label_2", "probability_2", "label_3", "probability_3")
-INPUT_COLUMNS = ("title", "abstract")
+from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
+
 _PARALLEL_MIN_ROWS = 4000  # below this, starting worker processes costs more than it saves
 
 

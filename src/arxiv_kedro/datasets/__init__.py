@@ -1,41 +1,36 @@
 """Custom Kedro datasets: each loads or saves one kind of data through the sources and stores.
-Nodes never receive a store client; service clients (arXiv API, LLM, the champion) are inputs."""
+Nodes never receive a store client; service clients (arXiv API, LLM, the champion) are inputs.
 
-from arxiv_kedro.datasets.api_cache import ApiCacheDataset
-from arxiv_kedro.datasets.arxiv import ArxivApiDataset, LandingZoneDataset, SnapshotDataset
-from arxiv_kedro.datasets.documents import DocumentCollectionDataset, DocumentStoreDataset
-from arxiv_kedro.datasets.llm_client import LlmClientDataset
-from arxiv_kedro.datasets.redis_staging import RedisStagingDataset
-from arxiv_kedro.datasets.registered_model import RegisteredModelDataset
-from arxiv_kedro.datasets.relational import (
-    IngestionRunDataset,
-    LabeledPapersDataset,
-    NewestPapersDataset,
-    PaperBatchesDataset,
-    PredictionsDataset,
-    ReadModelDataset,
-    UnlabeledPapersDataset,
-    WatermarksDataset,
-)
-from arxiv_kedro.datasets.run_lock import RunLockDataset
+Each dataset's module is imported when the catalog first names it, so an ingestion run does not
+load the model's or MLflow's libraries."""
 
-__all__ = [
-    "ApiCacheDataset",
-    "ArxivApiDataset",
-    "DocumentCollectionDataset",
-    "DocumentStoreDataset",
-    "IngestionRunDataset",
-    "LabeledPapersDataset",
-    "LandingZoneDataset",
-    "LlmClientDataset",
-    "NewestPapersDataset",
-    "PaperBatchesDataset",
-    "PredictionsDataset",
-    "ReadModelDataset",
-    "RedisStagingDataset",
-    "RegisteredModelDataset",
-    "RunLockDataset",
-    "SnapshotDataset",
-    "UnlabeledPapersDataset",
-    "WatermarksDataset",
-]
+from importlib import import_module
+from typing import Any
+
+_MODULES = {
+    "ApiCacheDataset": "api_cache",
+    "ArxivApiDataset": "arxiv",
+    "DocumentCollectionDataset": "documents",
+    "DocumentStoreDataset": "documents",
+    "IngestionRunDataset": "relational",
+    "LabeledPapersDataset": "relational",
+    "LandingZoneDataset": "arxiv",
+    "LlmClientDataset": "llm_client",
+    "NewestPapersDataset": "relational",
+    "PaperBatchesDataset": "relational",
+    "PredictionsDataset": "relational",
+    "ReadModelDataset": "relational",
+    "RedisStagingDataset": "redis_staging",
+    "RegisteredModelDataset": "registered_model",
+    "RunLockDataset": "run_lock",
+    "SnapshotDataset": "arxiv",
+    "UnlabeledPapersDataset": "relational",
+    "WatermarksDataset": "relational",
+}
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)

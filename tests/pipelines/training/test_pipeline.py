@@ -22,8 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy import func, select
 
-from arxiv_kedro.classification import registry
-from arxiv_kedro.classification.model import OUTPUT_COLUMNS
+from arxiv_kedro.classification import OUTPUT_COLUMNS, registry
 from arxiv_kedro.stores import schema
 from arxiv_kedro.stores.relational.engine import Database
 from tests import test_kedro_run

@@ -7,7 +7,7 @@ from kedro_mlflow.pipeline import pipeline_ml_factory
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from arxiv_kedro.classification.model import INPUT_COLUMNS, OUTPUT_COLUMNS
+from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
 from arxiv_kedro.classification.registry import MODEL_NAME
 from arxiv_kedro.pipelines.training.nodes import (
     decide_promotion,

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import and_, or_, select
 
-from arxiv_kedro.classification.model import OUTPUT_COLUMNS
+from arxiv_kedro.classification import OUTPUT_COLUMNS
 from arxiv_kedro.stores.relational.engine import Database, bulk_insert
 from arxiv_kedro.stores.schema import papers, predictions
 
