@@ -66,7 +66,7 @@ def pipeline_tasks(params: dict[str, object]) -> None:
 @dag(
     dag_id="arxiv_kedro_summarization",
     description="Kedro pipeline 'summarization'",
-    schedule=(PAPERS),
+    schedule=PAPERS,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

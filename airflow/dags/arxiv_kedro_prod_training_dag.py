@@ -79,7 +79,7 @@ def pipeline_tasks(params: dict[str, object]) -> None:
 @dag(
     dag_id="arxiv_kedro_training",
     description="Kedro pipeline 'training'",
-    schedule=(RETRAIN),
+    schedule=RETRAIN,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
