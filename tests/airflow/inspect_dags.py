@@ -1,4 +1,4 @@
-"""Run by Airflow's own Python: imports a DAG folder with Airflow's DagBag and prints as JSON what
+"""Run by Airflow's own Python: imports a DAG folder with Airflow's DagBag and writes as JSON what
 the tests check (tasks, schedules, pools, retries, commands, import errors). Variables and
 connections raise while the DAGs are imported: reading one at import time is an import error."""
 
@@ -46,11 +46,12 @@ def task(operator: Any) -> dict[str, Any]:
     }
 
 
-def main(folder: str) -> None:
+def main(folder: str, output: str) -> None:
     Variable.get = BaseHook.get_connection = forbidden  # type: ignore[method-assign]
     bag = DagBag(folder)
     report = {
         "import_errors": {path: str(error) for path, error in bag.import_errors.items()},
+        "kedro_imported": "kedro" in sys.modules,
         "dags": {
             dag.dag_id: {
                 "schedule": schedule(dag.timetable),
@@ -62,8 +63,9 @@ def main(folder: str) -> None:
             for dag in bag.dags.values()
         },
     }
-    json.dump(report, sys.stdout, indent=1)
+    with open(output, "w") as file:  # Airflow logs to stdout
+        json.dump(report, file, indent=1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
