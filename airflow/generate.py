@@ -17,7 +17,7 @@ import jinja2
 from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro.io import CatalogProtocol
+from kedro.io import CatalogProtocol, MemoryDataset
 from kedro.pipeline import GroupedNodes, Pipeline
 from kedro_airflow.grouping import group_memory_nodes
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
@@ -70,7 +70,6 @@ class Flag:
 class Dag:
     key: str  # the pipeline's name, or `<pipeline>_<variant>`
     dag_id: str
-    pipeline: str
     description: str
     schedule: str  # Python source of the `schedule` argument
     params: dict[str, Any]  # Kedro --params of every task
@@ -110,7 +109,7 @@ def dataset_name(name: str) -> str:
 
 def is_persisted(catalog: CatalogProtocol, name: str) -> bool:
     """False for what Kedro keeps in memory: a MemoryDataset, or a name the catalog lacks."""
-    return name in catalog and type(catalog.get(name)).__name__ != "MemoryDataset"
+    return name in catalog and not isinstance(catalog.get(name), MemoryDataset)
 
 
 def group_nodes(pipeline: Pipeline, catalog: CatalogProtocol) -> list[GroupedNodes]:
@@ -201,9 +200,9 @@ def dag_file(
     if problems:
         raise GenerationError("\n".join(problems))
     ids = task_ids(name, pipeline, groups)
-    writes = {
+    writes = {  # group -> {dataset: the catalog entry its nodes save it as}
         group.name: {
-            dataset_name(o) for n in pipeline.nodes if n.name in group.nodes for o in n.outputs
+            dataset_name(o): o for n in pipeline.nodes if n.name in group.nodes for o in n.outputs
         }
         for group in groups
     }
@@ -216,7 +215,9 @@ def dag_file(
             pool=task_pool(name, group, pipeline, config["pools"]),
         )
         for asset, spec in config["assets"].items():
-            written = sorted(writes[group.name] & set(spec["datasets"]))
+            written = sorted(
+                writes[group.name][d] for d in spec["datasets"] if d in writes[group.name]
+            )
             if not written:
                 continue
             used_assets.add(asset)
@@ -225,29 +226,20 @@ def dag_file(
                 continue
             if not is_persisted(catalog, written[0]):
                 raise GenerationError(f"asset {asset!r}: flag {written[0]!r} is not persisted")
-            flag = spec["flag"]
-            flags.append(
-                Flag(
-                    f"update-{asset}",
-                    asset,
-                    written[0],
-                    None if flag is True else flag,
-                    task.task_id,
-                )
-            )
+            field = None if spec["flag"] is True else spec["flag"]
+            flags.append(Flag(f"update-{asset}", asset, written[0], field, task.task_id))
         tasks.append(task)
     settings = {**config.get("default", {}), **config.get(name, {})}
     unknown = set(settings) - PIPELINE_SETTINGS
     if unknown:
         raise GenerationError(f"conf/*/airflow.yml, {name!r}: unknown settings {sorted(unknown)}")
     variants = settings.pop("variants", None) or {}
-    dags = [Dag(name, f"{package}_{name}", name, f"Kedro pipeline {name!r}", "", {}, settings)]
+    dags = [Dag(name, f"{package}_{name}", f"Kedro pipeline {name!r}", "", {}, settings)]
     for variant, spec in variants.items():
         dags.append(
             Dag(
                 f"{name}_{variant}",
                 f"{package}_{name}_{variant}",
-                name,
                 " ".join(spec.get("description", "").split()) or f"{name} ({variant})",
                 "",
                 spec.get("params", {}),
@@ -352,14 +344,7 @@ def render(files: list[DagFile], env: str, config: dict) -> dict[str, str]:
     jinja.filters["constant"] = asset_constant
     jinja.filters["function"] = lambda task_id: slugify(task_id, separator="_")
     template = jinja.get_template(TEMPLATE.name)
-    rendered = {
-        f.name: ruff_format(
-            template.render(
-                file=f, env=env, assets=config["assets"], config_files="conf/*/airflow.yml"
-            )
-        )
-        for f in files
-    }
+    rendered = {f.name: ruff_format(template.render(file=f, env=env)) for f in files}
     rendered[POOLS_FILE] = pools_json(config)
     return rendered
 
