@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 from kedro_datasets.json import JSONDataset
@@ -196,3 +197,35 @@ def test_a_flag_is_a_saved_boolean(data, field: str | None, value: bool) -> None
 def test_a_flag_that_is_not_a_boolean_fails_the_task(data, field: str | None, error: str) -> None:
     with pytest.raises((KeyError, TypeError), match=error):
         flag.flag_value(data, field)
+
+
+def test_a_saved_retrain_recommendation_is_wired_to_the_training_dag(tmp_path: Path) -> None:
+    """What the monitoring pipeline needs to start training: save `retrain_recommended`."""
+    config = {
+        **yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "airflow.yml").read_text()),
+        **yaml.safe_load((PROJECT_ROOT / "conf" / "prod" / "airflow.yml").read_text()),
+    }
+    monitoring = Pipeline(
+        [
+            Node(identity, "papers@read", "drift_report", name="measure_drift"),
+            Node(identity, "drift_report", "retrain_recommended", name="recommend"),
+        ]
+    )
+    catalog = DataCatalog(
+        {
+            "papers@read": json_dataset(tmp_path, "papers"),
+            "drift_report": json_dataset(tmp_path, "drift"),
+            "retrain_recommended": json_dataset(tmp_path, "retrain"),
+        }
+    )
+    training = Pipeline([Node(identity, "papers@read", "champion_decision", name="train")])
+    catalog["champion_decision"] = json_dataset(tmp_path, "decision")
+
+    monitored = generate.dag_file("monitoring", monitoring, catalog, config, "pkg", "prod")
+    trained = generate.dag_file("training", training, catalog, config, "pkg", "prod")
+
+    assert monitored.flags == [
+        generate.Flag("update-retrain", "retrain", "retrain_recommended", None, "recommend")
+    ]
+    assert trained.dags[0].schedule == "RETRAIN"
+    assert generate.check_config(config, ["monitoring", "training"], [monitored, trained]) == []
