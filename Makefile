@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: run test serve app viz graph lint format lock bench clean
+.PHONY: run test serve app viz graph lint format lock bench clean dags airflow-lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -15,6 +15,31 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $@
+
+## Airflow 3 in a virtualenv of its own (.venv-airflow): its pins clash with the project's (e.g.
+## FastAPI < 0.137), so DAG tasks run the project in .venv (docs/airflow.md). The tests use it to
+## import and run the generated DAGs; airflow/requirements.lock pins it (make airflow-lock).
+AIRFLOW_VERSION := 3.3.2
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+$(AIRFLOW_STAMP): airflow/requirements.lock
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r airflow/requirements.lock
+	@touch $@
+
+airflow-lock:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet apache-airflow==$(AIRFLOW_VERSION)
+	{ echo "# Airflow's own virtualenv (make test, docs/airflow.md); regenerate with 'make airflow-lock'."; \
+	  $(AIRFLOW_VENV)/bin/python -m pip freeze --all | grep -vE '^(pip|setuptools|wheel)=='; \
+	} > airflow/requirements.lock
+	@touch $(AIRFLOW_STAMP)
+
+## make dags — regenerate airflow/dags/ (and airflow/pools.json) from the registered pipelines
+## and conf/{base,prod}/airflow.yml; a test fails while the committed DAGs are out of date.
+dags: $(STAMP)
+	$(BIN)/python airflow/generate.py --env prod
 
 ## make run — `kedro run` on the embedded default (SQLite under data/, no servers, no keys).
 ## ARXIV_SNAPSHOT=<file> backfills from a snapshot instead of the live API.
@@ -25,7 +50,7 @@ run: $(STAMP)
 ## drive Debian's chromium, installed here when missing (never a browser download by a test tool).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -73,4 +98,4 @@ bench: $(STAMP)
 	for b in $(BENCH); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .ruff_cache
