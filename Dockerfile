@@ -1,10 +1,11 @@
 # The project image: the Kedro pipelines, the REST API, the UI and the MLflow server (compose
 # picks each service's command). Two stages: the build stage makes /opt/venv from
 # requirements.lock; the runtime stage gets that venv and the project files, runs as `arxiv`.
-# The base is pinned by digest (Dependabot proposes updates: .github/dependabot.yml).
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+# The base is pinned by digest, in one FROM line that Dependabot updates (it does not read ARGs
+# in FROM lines): .github/dependabot.yml.
+FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS python
 
-FROM ${PYTHON_IMAGE} AS build
+FROM python AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /build
@@ -16,7 +17,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 COPY src ./src
 RUN python deploy/install.py /opt/venv project
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -461,9 +461,10 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     lock: FileLock,
     corpus_server: ArxivServer,
     corpus: list[dict],
-    document_server: DocumentServer,
+    restartable_document_server: DocumentServer,
     mongo_database: str,
 ) -> None:
+    document_server = restartable_document_server
     expected = api_expected_ids(corpus)
     first_day = datetime(2025, 3, 25, tzinfo=UTC)  # the first window's papers, PAGE per batch
     assert len(expected) > 3 * PAGE
