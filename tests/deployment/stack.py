@@ -48,8 +48,9 @@ def docker_compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[st
 
 
 def compose_config(env_file: Path) -> dict[str, Any]:
-    """The stack as Compose resolves it: variables interpolated, anchors merged, validated."""
-    result = docker_compose(env_file, "config", "--format", "json")
+    """The stack as Compose resolves it, every profile included: variables interpolated,
+    anchors merged, validated."""
+    result = docker_compose(env_file, "--profile", "*", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
