@@ -46,7 +46,7 @@ def plot(largest: list[tuple[str, int]], total: int) -> None:
     figure = Figure(figsize=(8, 0.32 * len(names) + 1.2))
     axis = figure.subplots()
     axis.barh(names, [s / MB for s in sizes], color="#4c72b0")
-    axis.set_xlabel("MB on disk")
+    axis.set_xlabel("MB (file sizes summed)")
     axis.set_title(f"Largest packages of the image's /opt/venv ({total / MB:,.0f} MB in all)")
     figure.tight_layout()
     figure.savefig(PLOT)

@@ -4,8 +4,8 @@ versions of requirements.lock (no dev tools), then the project itself.
     python deploy/install.py /opt/venv deps      # pyproject.toml + requirements.lock only
     python deploy/install.py /opt/venv project   # then the source (a separate, cheaper layer)
 
-The Dockerfile runs it, and so do bench/image.py (to measure the environment's size) and
-tests/deployment (to start every service's command from exactly this environment). Standard
+The Dockerfile runs it; bench/image.py (the image's size) and tests/deployment (every service
+started from the image's files) replay the Dockerfile's steps, so they run it too. Standard
 library only: it runs on the bare base image.
 """
 
@@ -21,7 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # Libraries that ship their own test suites (~150 MB together), never imported at run time. Not
 # every `tests` folder is one: evidently's is its Test Suite API, kedro's hold project templates.
 SHIPPED_TEST_SUITES = (
-    *("matplotlib", "networkx", "numpy", "pandas", "pyarrow", "scipy", "sklearn", "statsmodels"),
+    "matplotlib",
+    "networkx",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "sklearn",
+    "statsmodels",
 )
 
 
