@@ -14,6 +14,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from tests.pipelines.training.test_pipeline import LABELS, set_training, training_selection
 from tests.test_kedro_run import PROJECT_ROOT, kedro_env, kedro_run
@@ -88,10 +89,13 @@ def test_the_exploration_notebook_runs_on_a_project_of_real_papers(
         resources={"metadata": {"path": str(path.parent)}},
     )
 
-    client.execute(env=kedro_env(**explored["env"]))  # raises on the first failing cell
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, ARTIFACTS / path.name)
+    try:
+        client.execute(env=kedro_env(**explored["env"]))
+    except CellExecutionError as error:
+        pytest.fail(f"{error.ename}: {error.evalue}\n{error}")
+    finally:  # what it showed, up to the failing cell if any
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, ARTIFACTS / path.name)
     cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     text = {index: outputs(cell) for index, cell in enumerate(cells)}
     every = "\n".join(text.values())
