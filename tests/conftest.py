@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pymongo
 import pytest
 import redis
 
 from arxiv_kedro.coordination.redis_store import RedisStore
+from arxiv_kedro.stores import masked
 from arxiv_kedro.stores.relational.engine import Database
 from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir
 
@@ -29,6 +31,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 # The machine's Redis; every test gets its own key namespace, deleted afterwards.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A MongoDB server to test against instead of starting nx-27017 (CI: a `mongo` service).
+EXTERNAL_MONGO_URI = os.environ.get("TEST_MONGO_URI")
 
 
 @pytest.fixture(scope="session")
@@ -169,11 +173,60 @@ class DocumentServer:
             self.process = None
 
 
+class ExternalDocumentServer(DocumentServer):
+    """The MongoDB server at TEST_MONGO_URI (CI: the real `mongo` image), which the suite did
+    not start and never stops; it drops the test databases (`arxiv_test_*`) at the end."""
+
+    def __init__(self, url: str):
+        self._url = url
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def start(self) -> DocumentServer:
+        with pymongo.MongoClient(self.url, serverSelectionTimeoutMS=10_000) as client:
+            client.admin.command("ping")
+        return self
+
+    def stop(self) -> None:
+        raise RuntimeError(
+            f"{masked(self.url)} is not the suite's to stop: use `restartable_document_server`"
+        )
+
+    def drop_test_databases(self) -> None:
+        with pymongo.MongoClient(self.url, serverSelectionTimeoutMS=10_000) as client:
+            for name in client.list_database_names():
+                if name.startswith("arxiv_test_"):
+                    client.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def document_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServer]:
-    """One nx-27017 server for the session, on a free port, with a temporary data directory
-    (one SQLite file per database, so each test's database is its own)."""
+    """The MongoDB server of the session: TEST_MONGO_URI's when set (CI's real MongoDB), else
+    an nx-27017 server on a free port with a temporary data directory (one SQLite file per
+    database, so each test's database is its own)."""
+    if EXTERNAL_MONGO_URI:
+        external = ExternalDocumentServer(EXTERNAL_MONGO_URI).start()
+        yield external
+        external.drop_test_databases()
+        return
     server = DocumentServer(tmp_path_factory.mktemp("nx-27017")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def restartable_document_server(
+    tmp_path_factory: pytest.TempPathFactory, document_server: DocumentServer
+) -> Iterator[DocumentServer]:
+    """A server that outage tests may stop and start: nx-27017, the session's own unless that
+    one is external."""
+    if not isinstance(document_server, ExternalDocumentServer):
+        yield document_server
+        return
+    server = DocumentServer(tmp_path_factory.mktemp("nx-27017-restartable")).start()
     yield server
     server.stop()
 

@@ -66,10 +66,11 @@ def use_api(project: Path, categories: list[str], lookback_days: int, **api) -> 
     (local / "parameters_ingestion.yml").write_text(yaml.safe_dump({"ingestion": params}))
 
 
-# Settings a test passes explicitly, never inherited from the developer's shell.
+# Settings a test passes explicitly, never inherited from the developer's shell (nor from the
+# test process: mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI to every child process).
 STORE_SETTINGS = (
     *("DATABASE_URL", "ARXIV_SNAPSHOT", "ARXIV_API_URL"),
-    *("MONGO_URI", "MONGO_DB", "REDIS_URL", "MLFLOW_TRACKING_URI"),
+    *("MONGO_URI", "MONGO_DB", "REDIS_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"),
     *("MISTRAL_API_KEY", "MISTRAL_SERVER_URL", "MISTRAL_MODEL"),
 )
 

@@ -130,6 +130,16 @@ def mongo(document_server: DocumentServer, mongo_database: str) -> Iterator[pymo
 
 
 @pytest.fixture
+def restartable_mongo(
+    restartable_document_server: DocumentServer, mongo_database: str
+) -> Iterator[pymongo.MongoClient]:
+    client = pymongo.MongoClient(restartable_document_server.url, serverSelectionTimeoutMS=10_000)
+    yield client
+    client.drop_database(mongo_database)
+    client.close()
+
+
+@pytest.fixture
 def prod_env(
     postgres_url: str, document_server: DocumentServer, mongo_database: str, redis_db: redis.Redis
 ) -> dict[str, str]:
@@ -297,13 +307,15 @@ def test_document_store_outage_mid_run_then_rerun(
     corpus_server: ArxivServer,
     expected: set[str],
     prod_env: dict[str, str],
-    document_server: DocumentServer,
-    mongo: pymongo.MongoClient,
+    restartable_document_server: DocumentServer,
+    restartable_mongo: pymongo.MongoClient,
     mongo_database: str,
 ) -> None:
     """The document server goes down while pages are fetched: the store step fails on the first
     batch's documents and commits nothing; the rerun stores everything once. (A batch that fails
     after others committed: tests/pipelines/ingestion/test_pipeline.py.)"""
+    document_server, mongo = restartable_document_server, restartable_mongo  # stopped mid-run
+    prod_env = {**prod_env, "MONGO_URI": document_server.url}
     url = prod_env["DATABASE_URL"]
     corpus_server.inject(delay(0), delay(3))  # the second page comes 3 s after the first
     env = {**prod_env, "ARXIV_API_URL": corpus_server.url}

@@ -265,8 +265,9 @@ def test_mongo_error_masks_the_password() -> None:
 
 
 def test_mongo_outage_is_a_store_error_and_a_restart_recovers(
-    document_server: DocumentServer, mongo_database: str
+    restartable_document_server: DocumentServer, mongo_database: str
 ) -> None:
+    document_server = restartable_document_server
     store = MongoDocumentStore(document_server.url, mongo_database)
     store.upsert_many("reports", [{"report_id": "before", "total": 1}])
 

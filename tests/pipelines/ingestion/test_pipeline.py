@@ -525,18 +525,18 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     store: Database,
     corpus_server: ArxivServer,
     corpus: list[dict],
-    document_server: DocumentServer,
+    restartable_document_server: DocumentServer,
     mongo_database: str,
 ) -> None:
     expected = api_expected_ids(corpus)
     first_day = datetime(2025, 3, 25, tzinfo=UTC)  # the first window's papers, PAGE per batch
     assert len(expected) > 3 * PAGE
-    documents = MongoDocumentStore(document_server.url, mongo_database)
+    documents = MongoDocumentStore(restartable_document_server.url, mongo_database)
     at_outage: dict[str, object] = {}
 
     def catalog() -> DataCatalog:
         return catalog_for(
-            store, document_server.url, server=corpus_server, database=mongo_database
+            store, restartable_document_server.url, server=corpus_server, database=mongo_database
         )
 
     class StopAfterTheFirstBatch:
@@ -546,7 +546,7 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
         def after_dataset_saved(self, dataset_name: str) -> None:
             if dataset_name == "papers@batches" and not at_outage:
                 at_outage.update(papers=store.count(), articles=documents.count("articles"))
-                document_server.stop()
+                restartable_document_server.stop()
                 at_outage.update(watermarks=IngestionStore(store).watermarks())
 
     try:
@@ -555,10 +555,12 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
             run_pipeline(create_pipeline(), catalog(), hooks=[StopAfterTheFirstBatch()])
         failed_after = time.monotonic() - started
     finally:
-        document_server.start()
+        restartable_document_server.start()
 
     assert isinstance(raised.value.__cause__.__cause__, StoreError)  # Kedro wraps it, twice
-    assert f"document store (MongoDB at {document_server.url}) failed to" in str(raised.value)
+    assert f"document store (MongoDB at {restartable_document_server.url}) failed to" in str(
+        raised.value
+    )
     assert failed_after < 20
     # A batch's papers commit only after its documents are stored: the second batch's failed.
     assert at_outage == {"papers": PAGE, "articles": PAGE, "watermarks": {API_CATEGORY: first_day}}
@@ -567,7 +569,9 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     [run] = runs(store)
     assert run["status"] == "failed"
     assert run["error"].startswith("DatasetError: articles: Failed while saving")
-    assert f"document store (MongoDB at {document_server.url}) failed to" in run["error"]
+    assert (
+        f"document store (MongoDB at {restartable_document_server.url}) failed to" in run["error"]
+    )
     assert (run["fetched"], run["new"]) == (PAGE, PAGE)
 
     report = ingest_api(catalog())
@@ -582,7 +586,7 @@ def test_document_store_outage_commits_nothing_and_a_rerun_completes(
     assert set(ids) == expected
     assert IngestionStore(store).watermarks() == {API_CATEGORY: API_END}
     assert [run["status"] for run in runs(store)] == ["failed", "succeeded"]
-    documents = MongoDocumentStore(document_server.url, mongo_database)
+    documents = MongoDocumentStore(restartable_document_server.url, mongo_database)
     articles = documents.find("articles")
     assert len(articles) == len(expected)
     assert {a["arxiv_id"] for a in articles} == expected
