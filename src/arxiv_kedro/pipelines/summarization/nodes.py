@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -160,6 +161,10 @@ def _offline(work: s.Work, settings: s.Settings, tally: Tally) -> dict[str, Any]
     return s.document(work, summary, pending, Usage(), {})
 
 
+# A paper's summary document, the paid answers to cache, and its counts for the tally.
+Produced = tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]
+
+
 class _Producer:
     """The online path: cache first, then the LLM, `concurrency` papers at a time."""
 
@@ -174,8 +179,19 @@ class _Producer:
     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
         """(paid answers, document) for each paper, as soon as it is done. An authentication
         error stops the run once the papers already done are handed over."""
+        refused = threading.Event()  # set by the worker that met it: no paper starts after
+
+        def attempt(work: s.Work) -> Produced | None:
+            if refused.is_set():
+                return None
+            try:
+                return self.produce(work)
+            except LlmAuthError:
+                refused.set()
+                raise
+
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
-            futures = [pool.submit(self.produce, work) for work in works]
+            futures = [pool.submit(attempt, work) for work in works]
             failure: BaseException | None = None
             for future in as_completed(futures):
                 if future.cancelled():
@@ -186,14 +202,16 @@ class _Producer:
                     for pending in futures:
                         pending.cancel()
                     continue
-                document, answers, counts = future.result()
+                if (produced := future.result()) is None:
+                    continue  # not started: the key was refused meanwhile
+                document, answers, counts = produced
                 for name, value in counts.items():
                     setattr(tally, name, getattr(tally, name) + value)
                 yield answers, document
             if failure is not None:
                 raise failure
 
-    def produce(self, work: s.Work) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    def produce(self, work: s.Work) -> Produced:
         settings, paper = self.settings, work.paper
         wanted = ([s.SOURCE_LANGUAGE] if work.summary else []) + work.languages
         keys = {lang: s.cache_key(paper, settings, lang) for lang in wanted}
