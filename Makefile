@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml requirements.lock
 ## FastAPI < 0.137), so DAG tasks run the project in .venv (docs/airflow.md). The tests use it to
 ## import and run the generated DAGs; airflow/requirements.lock pins it (make airflow-lock).
 AIRFLOW_VERSION := 3.3.2
+# The providers compose's Airflow uses (Celery executor, FAB users, PostgreSQL metadata). Celery
+# 5.7 removed what the Celery provider imports (celery.backends.database.retry).
+AIRFLOW_REQUIREMENTS := 'apache-airflow[celery,fab,postgres]==$(AIRFLOW_VERSION)' 'celery<5.7'
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 $(AIRFLOW_STAMP): airflow/requirements.lock
@@ -30,7 +33,7 @@ $(AIRFLOW_STAMP): airflow/requirements.lock
 
 airflow-lock:
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install --quiet apache-airflow==$(AIRFLOW_VERSION)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet $(AIRFLOW_REQUIREMENTS)
 	{ echo "# Airflow's own virtualenv (make test, docs/airflow.md); regenerate with 'make airflow-lock'."; \
 	  $(AIRFLOW_VENV)/bin/python -m pip freeze --all | grep -vE '^(pip|setuptools|wheel)=='; \
 	} > airflow/requirements.lock

@@ -3,17 +3,19 @@
 # the admin user and the pools, before any other Airflow service starts. Safe to run again.
 set -euo pipefail
 
-# deploy/postgres-init.sql creates `airflow` with a new PostgreSQL volume; a volume made before
-# Airflow joined the stack gets it here.
+# deploy/postgres-init.sql creates Airflow's database with a new PostgreSQL volume; a volume made
+# before Airflow joined the stack gets it here (its name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN's).
 "$ARXIV_KEDRO_PYTHON" - <<'EOF'
 import os
 
 import psycopg
+from sqlalchemy.engine import make_url
 
+name = make_url(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).database
 with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'").fetchone():
-        conn.execute("CREATE DATABASE airflow")
-        print("Created the PostgreSQL database airflow")
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"Created the PostgreSQL database {name}")
 EOF
 
 airflow db migrate

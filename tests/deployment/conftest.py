@@ -1,5 +1,5 @@
 """The deployment tests' fixtures: a .env made as an operator makes it (deploy/new_env.py), the
-stack as `docker compose config` resolves it, and the project image made outside Docker."""
+stack as `docker compose config` resolves it, and the images made outside Docker."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.deployment.stack import BuildContext, LocalImage, compose_config
 
 PROJECT_DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+AIRFLOW_DOCKERFILE = PROJECT_ROOT / "Dockerfile.airflow"
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,12 @@ def project_image(tmp_path_factory: pytest.TempPathFactory) -> LocalImage:
     root = tmp_path_factory.mktemp("project-image")
     context = BuildContext.of(PROJECT_ROOT, PROJECT_DOCKERFILE)
     return LocalImage.build(PROJECT_DOCKERFILE, context, root, root / "build.log")
+
+
+@pytest.fixture(scope="session")
+def airflow_image(tmp_path_factory: pytest.TempPathFactory) -> LocalImage:
+    """The Airflow image's files made here by its Dockerfile's steps: /opt/airflow from
+    airflow/requirements.lock, /opt/venv (the project) from requirements.lock."""
+    root = tmp_path_factory.mktemp("airflow-image")
+    context = BuildContext.of(PROJECT_ROOT, AIRFLOW_DOCKERFILE)
+    return LocalImage.build(AIRFLOW_DOCKERFILE, context, root, root / "build.log")

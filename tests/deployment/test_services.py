@@ -1,6 +1,7 @@
 """Every long-running service of docker-compose.yaml, started OUTSIDE Docker with the command,
 environment and health check that `docker compose config` resolves for it, from the files its
-image holds (made here by the image's own Dockerfile steps: `project_image`). Only what a
+image holds (made here by the image's own Dockerfile steps: `project_image`, `airflow_image`),
+after the jobs it waits for (Airflow's init) have run to their end. Only what a
 container finds elsewhere is moved: its peers' host names to this machine's servers (PostgreSQL,
 Redis, MongoDB or nx-27017), the image's paths and volumes to local folders, its port to a free
 one. Each must pass its own health check, answer on its published address and its compose name,
@@ -31,11 +32,11 @@ import redis
 from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, DocumentServer, free_port
 from tests.deployment.stack import LocalImage, stages
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# The first test also makes both images here (~8 min at load 4) and starts the stack.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
-# How each Dockerfile's image is made on this machine: the fixture giving its LocalImage. The
-# Airflow image (issue 15) adds its own here, so that its scheduler and api-server start too.
-IMAGES = {"Dockerfile": "project_image"}
+# How each Dockerfile's image is made on this machine: the fixture giving its LocalImage.
+IMAGES = {"Dockerfile": "project_image", "Dockerfile.airflow": "airflow_image"}
 # The servers the stack runs from public images, by image name, and what stands in for each here.
 DATABASES = ("postgres", "mongo", "redis")
 REDIS_DB = 11  # this module's own database on the machine's Redis, emptied before and after
@@ -128,9 +129,12 @@ class Running:
     env: dict[str, str]
 
     def healthy(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.health, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=30
-        )
+        try:
+            return subprocess.run(
+                self.health, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:  # a slow check is a failed one, as Docker counts it
+            return subprocess.CompletedProcess(self.health, 124, "", "timed out after 60 s")
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[port]}{path}"
@@ -147,9 +151,21 @@ def health_argv(service: dict[str, Any], image: LocalImage, dockerfile: Path) ->
     return ["sh", "-c", argv[0]] if kind == "CMD-SHELL" else argv
 
 
-@contextmanager
-def started(name: str, network: Network, image: LocalImage, workdir: Path) -> Iterator[Running]:
-    """Run the service here until the block ends, once its health check passes."""
+@dataclass
+class Command:
+    """A service's command as it runs here: argv, environment, working directory, log."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log: Path
+    ports: dict[int, int]  # container port -> local port
+    health: list[str]
+
+
+def prepared(name: str, network: Network, image: LocalImage, workdir: Path) -> Command:
+    """The service's command, environment and health check with every image path, volume,
+    peer address and own port moved to this machine."""
     service = network.services[name]
     dockerfile = Path(service["build"]["context"]) / service["build"].get(
         "dockerfile", "Dockerfile"
@@ -163,7 +179,7 @@ def started(name: str, network: Network, image: LocalImage, workdir: Path) -> It
     here = LocalImage(image.root, paths, image.workdir, image.env)
 
     def move(text: str) -> str:
-        text = here.moved(network.moved(text))
+        text = here.moved(network.moved(text.replace("$$", "$")))  # `$$`: a `$` for the container
         if text == "0.0.0.0":  # listen on this machine's loopback only
             return "127.0.0.1"
         if text.isdigit() and int(text) in own:
@@ -177,25 +193,50 @@ def started(name: str, network: Network, image: LocalImage, workdir: Path) -> It
     command = service.get("command") or list(stages(dockerfile)[-1].last("CMD").value)
     command = [move(str(arg)) for arg in command]
     environment = {k: move(str(v)) for k, v in (service.get("environment") or {}).items()}
+    disabled = (service.get("healthcheck") or {}).get("disable")
     health = [
-        LOOPBACK.sub(lambda m: f"127.0.0.1:{own.get(int(m['port']), m['port'])}", here.moved(arg))
-        for arg in health_argv(service, image, dockerfile)
+        LOOPBACK.sub(
+            lambda m: f"127.0.0.1:{own.get(int(m['port']), m['port'])}",
+            here.moved(arg.replace("$$", "$")),
+        )
+        for arg in ([] if disabled else health_argv(service, image, dockerfile))
     ]
     home = workdir / "home" / name
     home.mkdir(parents=True, exist_ok=True)
     env = {**image.env, **environment, "HOME": str(home), "LANG": "C.UTF-8"}
     executable = shutil.which(command[0], path=env["PATH"])
     assert executable, f"{name}: `{command[0]}` is not in its image ({env['PATH']})"
-    log = workdir / f"{name}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [executable, *command[1:]],
-            cwd=image.workdir,
-            env=env,
+    argv = [executable, *command[1:]]
+    return Command(argv, env, image.workdir, workdir / f"{name}.log", own, health)
+
+
+def completed(name: str, network: Network, image: LocalImage, workdir: Path) -> None:
+    """Run a job (compose's `service_completed_successfully` dependency) to its end."""
+    job = prepared(name, network, image, workdir)
+    with job.log.open("wb") as output:
+        result = subprocess.run(
+            job.argv,
+            cwd=job.cwd,
+            env=job.env,
             stdout=output,
             stderr=subprocess.STDOUT,
+            timeout=STARTUP_SECONDS,
+            check=False,
         )
-    running = Running(name, process, log, own, health, image.workdir, env)
+    assert result.returncode == 0, f"{name} failed:\n{job.log.read_text()[-4000:]}"
+
+
+@contextmanager
+def started(name: str, network: Network, image: LocalImage, workdir: Path) -> Iterator[Running]:
+    """Run the service here until the block ends, once its health check passes."""
+    server = prepared(name, network, image, workdir)
+    with server.log.open("wb") as output:
+        process = subprocess.Popen(
+            server.argv, cwd=server.cwd, env=server.env, stdout=output, stderr=subprocess.STDOUT
+        )
+    running = Running(
+        name, process, server.log, server.ports, server.health, server.cwd, server.env
+    )
     try:
         _wait_healthy(running)
         yield running
@@ -277,17 +318,27 @@ def stack(
     workdir = tmp_path_factory.mktemp("stack")
     running: dict[str, Running] = {}
     with ExitStack() as stop:
-        for name in servers(network.services):
+        done: set[str] = set()
+
+        def image_of(name: str) -> LocalImage:
             dockerfile = network.services[name]["build"].get("dockerfile", "Dockerfile")
             if dockerfile not in IMAGES:
                 pytest.fail(f"{name}: say in IMAGES how to make {dockerfile}'s image here")
-            image = request.getfixturevalue(IMAGES[dockerfile])
-            running[name] = stop.enter_context(started(name, network, image, workdir))
+            return request.getfixturevalue(IMAGES[dockerfile])
+
+        for name in servers(network.services):
+            for job, needs in (network.services[name].get("depends_on") or {}).items():
+                if needs["condition"] == "service_completed_successfully" and job not in done:
+                    completed(job, network, image_of(job), workdir)
+                    done.add(job)
+            running[name] = stop.enter_context(started(name, network, image_of(name), workdir))
         yield running
 
 
 def test_the_stack_has_the_expected_servers(network: Network) -> None:
-    assert {"api", "app", "mlflow"} <= set(servers(network.services))
+    assert {"api", "app", "mlflow", "airflow-apiserver", "airflow-scheduler"} <= set(
+        servers(network.services)
+    )
 
 
 def test_every_server_passes_its_own_health_check(stack: dict[str, Running]) -> None:
