@@ -189,8 +189,8 @@ def measure_live_quality(
     context: dict[str, Any], current: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Any]:
     """The champion's stored predictions of the current papers against arXiv's primary
-    categories: accuracy, macro-F1 (over categories with ≥ `min_class_support` papers), top-3,
-    ECE, per class, and the change since the champion's own evaluation."""
+    categories: accuracy, macro-F1 (over categories with ≥ `quality.min_class_support` papers),
+    top-3, ECE, per class, and the change since the champion's own evaluation."""
     model = context["model"]
     champion_f1 = model["macro_f1"] if model else None
     none = {"papers": 0, "accuracy": None, "macro_f1": None, "top3": None, "ece": None}
@@ -203,7 +203,7 @@ def measure_live_quality(
     predicted = labeled.label.to_numpy(dtype=object)
     correct = predicted == truth
     labels, support = np.unique(truth, return_counts=True)
-    scored = labels[support >= params["min_class_support"]]
+    scored = labels[support >= params["quality"]["min_class_support"]]
     macro_f1 = (
         float(f1_score(truth, predicted, labels=scored, average="macro", zero_division=0))
         if len(scored)
@@ -267,16 +267,18 @@ def check_feed(
     context: dict[str, Any], feed: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Any]:
     """Papers per category per announcement day of the current window against the category's
-    median over the `trailing_days` announcement days before; a category under `min_ratio` of
-    its median (at 0 included), or no new paper for `stale_days` announcement days up to the
-    window's end, is an alarm. Weekends and `holidays` have no announcement: never an alarm."""
+    median over the `feed.trailing_days` announcement days before; a category under
+    `feed.min_ratio` of its median (at 0 included), or no new paper for `feed.stale_days`
+    announcement days up to the window's end (or now), is an alarm. Weekends and
+    `feed.holidays` have no announcement: never an alarm."""
     if "current" not in context:
         return {"alarms": [], "days": {}}
-    holidays = params["holidays"]
+    settings = params["feed"]
+    holidays = settings["holidays"]
     start = calendar.announcement_day(_timestamp(context["current"]["from"]), holidays)
     end = calendar.announcement_day(_timestamp(context["current"]["to"]), holidays)
     as_of = calendar.announcement_day(_timestamp(context["as_of"]), holidays)
-    first = np.busday_offset(start, -params["trailing_days"], holidays=holidays)
+    first = np.busday_offset(start, -settings["trailing_days"], holidays=holidays)
     days = calendar.days_between(first, end, holidays)
     counts = (
         pd.DataFrame(
@@ -291,11 +293,11 @@ def check_feed(
     alarms = []
     window = [d for d in days if d >= start]
     for day in window:
-        trailing = counts.loc[[d for d in days if d < day][-params["trailing_days"] :]]
+        trailing = counts.loc[[d for d in days if d < day][-settings["trailing_days"] :]]
         median = trailing.median() if len(trailing) else pd.Series(dtype=float)
         for category, typical in median.items():
             seen = int(counts.at[day, category])
-            if typical >= params["min_median"] and seen < params["min_ratio"] * typical:
+            if typical >= settings["min_median"] and seen < settings["min_ratio"] * typical:
                 alarms.append(
                     {
                         "kind": "category",
@@ -310,7 +312,7 @@ def check_feed(
     with_papers = [d for d in days if counts.loc[d].sum() > 0] if len(counts.columns) else []
     last = with_papers[-1] if with_papers else first
     missed = int(np.busday_count(last + np.timedelta64(1, "D"), as_of, holidays=holidays))
-    if missed >= params["stale_days"]:
+    if missed >= settings["stale_days"]:
         alarms.append(
             {
                 "kind": "stale",

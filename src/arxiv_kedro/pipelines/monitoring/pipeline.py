@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 measure_live_quality,
-                ["monitoring_context", "monitoring_current", "params:monitoring.quality"],
+                ["monitoring_context", "monitoring_current", "params:monitoring"],
                 "monitoring_live_quality",
                 name="measure_live_quality",
             ),
@@ -54,7 +54,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 check_feed,
-                ["monitoring_context", "monitoring_feed", "params:monitoring.feed"],
+                ["monitoring_context", "monitoring_feed", "params:monitoring"],
                 "monitoring_feed_health",
                 name="check_feed",
             ),
