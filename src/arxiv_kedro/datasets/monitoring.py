@@ -65,8 +65,8 @@ class MonitoringHistory:
 
 
 class MonitoringRunsDataset(_Relational):
-    """The `monitoring_runs` table: `save` records a run's row (a rerun with the same id
-    replaces it; None records nothing), `load` gives the `MonitoringHistory`.
+    """The `monitoring_runs` table: `save` records runs' rows (a rerun with the same id
+    replaces its row), `load` gives the `MonitoringHistory`.
 
     Example catalog entries::
 
@@ -78,15 +78,15 @@ class MonitoringRunsDataset(_Relational):
     def load(self) -> MonitoringHistory:
         return MonitoringHistory(MonitoringStore(self.db))
 
-    def save(self, row: dict[str, Any] | None) -> None:
-        if row is not None:
+    def save(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
             MonitoringStore(self.db).save_run(row)
 
 
-class MonitoringMlflowDataset(AbstractDataset[dict[str, Any] | None, None]):
+class MonitoringMlflowDataset(AbstractDataset[dict[str, Any], None]):
     """Saves a monitoring run as its own MLflow run in `experiment` (created if missing):
     `{"run_name", "metrics": {name: value}, "tags": {...}, "html": str}` — the metrics, the
-    tags and the HTML report as the artifact `artifact_name`. None saves nothing. The tracking
+    tags and the HTML report as the artifact `artifact_name`. `{}` saves nothing. The tracking
     server is the run's (`conf/*/mlflow.yml`, `MLFLOW_TRACKING_URI`); a training run active in
     the same session is left alone.
 
@@ -108,8 +108,8 @@ class MonitoringMlflowDataset(AbstractDataset[dict[str, Any] | None, None]):
     def load(self) -> None:
         raise DatasetError("MonitoringMlflowDataset is write-only: read the runs in MLflow")
 
-    def save(self, data: dict[str, Any] | None) -> None:
-        if data is None:
+    def save(self, data: dict[str, Any]) -> None:
+        if not data:
             return
         client = registry.client()
         found = client.get_experiment_by_name(self.experiment)

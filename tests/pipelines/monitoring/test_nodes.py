@@ -76,9 +76,9 @@ def test_papers_of_the_same_months_do_not_drift(papers: pd.DataFrame) -> None:
     reference = months.iloc[0::2].sample(SAMPLE, random_state=1)
     current = months.iloc[1::2].sample(SAMPLE, random_state=2)
 
-    snapshot, drift = check_drift(context("2025-05-01", "2025-07-01"), reference, current, PARAMS)
+    report, drift = check_drift(context("2025-05-01", "2025-07-01"), reference, current, PARAMS)
 
-    assert snapshot is not None
+    assert "Dataset Drift" in report["html"] and report["json"]["tests"]
     assert not drift["detected"] and not drift["text_drift"], drift
     assert not drift["columns"]["title"]["drifted"]
     assert not drift["columns"]["abstract"]["drifted"]
@@ -98,8 +98,8 @@ def test_papers_of_months_later_drift_and_name_their_words(papers: pd.DataFrame)
 
 
 def test_nothing_to_compare_skips_the_report() -> None:
-    snapshot, drift = check_drift({"status": "no champion"}, pd.DataFrame(), pd.DataFrame(), PARAMS)
-    assert snapshot is None and not drift["detected"] and drift["columns"] == {}
+    report, drift = check_drift({"status": "no champion"}, pd.DataFrame(), pd.DataFrame(), PARAMS)
+    assert report == {} and not drift["detected"] and drift["columns"] == {}
 
 
 # --- feed -------------------------------------------------------------------------------------

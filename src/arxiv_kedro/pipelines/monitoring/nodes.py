@@ -19,8 +19,6 @@ from arxiv_kedro.pipelines.monitoring import feed as calendar
 from arxiv_kedro.pipelines.monitoring.drift import run_drift_report
 
 if TYPE_CHECKING:
-    from evidently.core.report import Snapshot
-
     from arxiv_kedro.datasets.monitoring import MonitoredPapers, MonitoringHistory
 
 logger = logging.getLogger(__name__)
@@ -166,11 +164,12 @@ def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     params: dict[str, Any],
-) -> tuple[Snapshot | None, dict[str, Any]]:
-    """Evidently's data drift (with its tests) of the texts, their descriptors and the
-    predictions, current against reference; the columns and words behind a text drift."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evidently's data drift report (with its tests) of the texts, their descriptors and the
+    predictions, current against reference — its HTML page and its JSON — and what it found:
+    the drifted columns, and the words behind a text drift. Nothing to compare: no report."""
     if context["status"] != "ok":
-        return None, {"detected": False, "share": 0.0, "columns": {}, "text_drift": False}
+        return {}, {"detected": False, "share": 0.0, "columns": {}, "text_drift": False}
     ref, cur = describe_texts(reference, current)
     snapshot, result = run_drift_report(ref, cur, params["drift"])
     logger.info(
@@ -179,7 +178,7 @@ def check_drift(
         len(result["columns"]),
         ", ".join(n for n, c in result["columns"].items() if c["drifted"]) or "none",
     )
-    return snapshot, result
+    return {"html": snapshot.get_html_str(as_iframe=False), "json": snapshot.dict()}, result
 
 
 # --- live quality -----------------------------------------------------------------------------
@@ -426,22 +425,22 @@ def decide(
 
 
 def publish(
-    summary: dict[str, Any], snapshot: Snapshot | None
+    summary: dict[str, Any], report: dict[str, Any]
 ) -> tuple[
     dict[str, str],
     dict[str, Any],
-    dict[str, Any] | None,
+    dict[str, Any],
     list[dict[str, Any]],
-    dict[str, Any] | None,
+    list[dict[str, Any]],
     dict[str, Any],
 ]:
     """What the run saves: the Evidently HTML and JSON (one file each per run), the MLflow
-    metrics and HTML, the summary document, the monitoring_runs row, the retrain flag."""
+    metrics and HTML, the summary document, the monitoring_runs row, the retrain flag. A run
+    that had nothing to compare saves only the flag (false, with the reason)."""
     flag = {"retrain": summary["retrain_recommended"], "reason": summary["reason"]}
-    if snapshot is None:
-        return {}, {}, None, [], None, flag
+    if not report:
+        return {}, {}, {}, [], [], flag
     run_id, quality, drift = summary["run_id"], summary["live_quality"], summary["drift"]
-    html = snapshot.get_html_str(as_iframe=False)
     metrics = {
         "papers": summary["window"]["papers"],
         "drift_share": drift["share"],
@@ -454,17 +453,18 @@ def publish(
             if quality[k] is not None
         },
     }
+    model_version = (summary["model"] or {}).get("version")
     tracked = {
         "run_name": run_id,
         "metrics": metrics,
-        "html": html,
-        "tags": {"model_version": str((summary["model"] or {}).get("version"))},
+        "html": report["html"],
+        "tags": {"model_version": str(model_version)},
     }
     document = {"report_id": f"monitoring-{run_id}", "kind": "monitoring", **summary}
     row = {
         "run_id": run_id,
         "run_at": _timestamp(summary["run_at"]).to_pydatetime(),
-        "model_version": (summary["model"] or {}).get("version"),
+        "model_version": model_version,
         "current_from": _timestamp(summary["window"]["from"]).to_pydatetime(),
         "current_to": _timestamp(summary["window"]["to"]).to_pydatetime(),
         "current_papers": summary["window"]["papers"],
@@ -477,9 +477,16 @@ def publish(
         "drift_detected": drift["detected"],
         "drift_share": drift["share"],
         "text_drift": drift["text_drift"],
-        "feed_alarms": len(summary["feed"]["alarms"]),
+        "feed_alarms": metrics["feed_alarms"],
         "checks_failed": metrics["checks_failed"],
         "retrain_recommended": summary["retrain_recommended"],
         "reason": summary["reason"],
     }
-    return {run_id: html}, {run_id: snapshot.dict()}, tracked, [document], row, flag
+    return (
+        {run_id: report["html"]},
+        {run_id: report["json"]},
+        tracked,
+        [document],
+        [row],
+        flag,
+    )

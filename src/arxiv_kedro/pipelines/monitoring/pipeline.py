@@ -37,7 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "monitoring_current",
                     "params:monitoring",
                 ],
-                ["monitoring_snapshot", "monitoring_drift"],
+                ["monitoring_evidently", "monitoring_drift"],
                 name="check_drift",
             ),
             Node(
@@ -74,7 +74,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 publish,
-                ["monitoring_summary", "monitoring_snapshot"],
+                ["monitoring_summary", "monitoring_evidently"],
                 [
                     "monitoring_report_html",
                     "monitoring_report_json",
