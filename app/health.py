@@ -114,7 +114,7 @@ def _quality_chart(history: pd.DataFrame) -> None:
         alt.Chart(frame.dropna())
         .mark_line(point=True)
         .encode(
-            x=alt.X("run_at:T", title="run"),
+            x=alt.X("run_at:T", title="run", axis=alt.Axis(format="%d %b %H:%M")),
             y=alt.Y("macro-F1:Q", scale=alt.Scale(zero=False)),
             color=alt.Color("series:N", legend=alt.Legend(orient="bottom")),
         )
@@ -127,7 +127,7 @@ def _drift_chart(history: pd.DataFrame) -> None:
         alt.Chart(history)
         .mark_line(point=True)
         .encode(
-            x=alt.X("run_at:T", title="run"),
+            x=alt.X("run_at:T", title="run", axis=alt.Axis(format="%d %b %H:%M")),
             y=alt.Y("drift_share:Q", title="drifted columns", scale=alt.Scale(domain=[0, 1])),
             tooltip=["run_at:T", "drift_share:Q", "text_drift:N", "feed_alarms:Q"],
         )

@@ -391,8 +391,8 @@ def test_health_page_plots_alarms_and_the_evidently_report(
         f"{summary['window']['papers']:,}"
     )
     expect(page.locator(CHART)).to_have_count(2)
-    for chart in page.locator(CHART).all():  # drawn: a line in the chart's SVG
-        expect(chart.locator("svg .mark-line path").first).to_be_visible()
+    for chart in page.locator(CHART).all():  # drawn: a point per run in the chart's SVG
+        expect(chart.locator("svg .mark-symbol path").first).to_be_visible()
     failed = [c for c in summary["checks"] if not c["passed"] and c["name"] != "feed alarms"]
     alarms = page.get_by_test_id("stAlert")
     expect(alarms).to_have_count(
