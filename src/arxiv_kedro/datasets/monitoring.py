@@ -28,8 +28,8 @@ class MonitoredPapers:
     def window(
         self, start: datetime, end: datetime, model_name: str, limit: int | None = None
     ) -> pd.DataFrame:
-        """Papers published in [start, end) with `model_name`'s predictions; at most about
-        `limit`, an even sample (every k-th paper by id)."""
+        """Papers published in [start, end) with `model_name`'s predictions; over `limit`,
+        an even sample of `limit` papers (by id, i.e. ingestion order)."""
         return self.store.window(start, end, model_name, limit)
 
     def feed(self, start: datetime, end: datetime) -> pd.DataFrame:

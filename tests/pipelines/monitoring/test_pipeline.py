@@ -38,22 +38,23 @@ def test_a_monitoring_run_reports_everywhere(trainable: Path) -> None:
 
     run(trainable, "monitoring")
 
-    [row] = query(sqlite_url(trainable), select(schema.monitoring_runs))
-    run_id = row.run_id
+    [found] = query(sqlite_url(trainable), select(schema.monitoring_runs))
+    row = dict(zip(schema.monitoring_runs.columns.keys(), found, strict=True))
+    run_id = row["run_id"]
     reports = trainable / "data" / "08_reporting"
     assert "Dataset Drift" in (reports / "monitoring" / f"{run_id}.html").read_text()
     assert json.loads((reports / "monitoring" / f"{run_id}.json").read_text())["tests"]
     flag = json.loads((reports / "retrain_recommended.json").read_text())
-    assert flag == {"retrain": row.retrain_recommended, "reason": row.reason}
+    assert flag == {"retrain": row["retrain_recommended"], "reason": row["reason"]}
     documents = SqlDocumentStore(f"sqlite:///{trainable / 'data/03_primary/documents.db'}")
     summary = documents.get("reports", report_id=f"monitoring-{run_id}")
-    assert summary["window"]["papers"] == row.current_papers > 0
-    assert summary["live_quality"]["macro_f1"] == pytest.approx(row.macro_f1)
+    assert summary["window"]["papers"] == row["current_papers"] > 0
+    assert summary["live_quality"]["macro_f1"] == pytest.approx(row["macro_f1"])
     client = MlflowClient(mlflow_uri(trainable))
     experiment = client.get_experiment_by_name("monitoring")
     [tracked] = client.search_runs([experiment.experiment_id])
     assert tracked.info.run_name == run_id
-    assert tracked.data.metrics["live_macro_f1"] == pytest.approx(row.macro_f1)
+    assert tracked.data.metrics["live_macro_f1"] == pytest.approx(row["macro_f1"])
     assert [a.path for a in client.list_artifacts(tracked.info.run_id)] == [
         "monitoring_report.html"
     ]

@@ -35,14 +35,17 @@ class MonitoringStore:
     ) -> pd.DataFrame:
         """Papers published in [start, end) — `arxiv_id, title, abstract, category, published`
         — with `model_name`'s prediction (`model_version`, the top-3 labels and probabilities;
-        null when it has none). Over `limit` papers, an even sample: every k-th paper by id."""
+        null when it has none). Over `limit` papers, an even sample of exactly `limit`: in id
+        (ingestion) order, the i-th paper is kept when ⌊i·limit/n⌋ steps up."""
         where = and_(papers.c.published >= start, papers.c.published < end)
         if limit is not None:
             with self.db.reads.connect() as conn:
                 found = conn.execute(select(func.count()).where(where)).scalar_one()
-            step = -(-found // limit)
-            if step > 1:
-                where = and_(where, papers.c.id % step == 0)
+            if found > limit:
+                rank = func.row_number().over(order_by=papers.c.id).label("rank")
+                ranked = select(papers.c.id, rank).where(where).subquery()
+                step = (ranked.c.rank * limit) // found != ((ranked.c.rank - 1) * limit) // found
+                where = papers.c.id.in_(select(ranked.c.id).where(step))
         query = (
             select(
                 papers.c.arxiv_id,
