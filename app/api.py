@@ -87,11 +87,29 @@ class ApiClient:
         """Totals, freshness, papers per day and the champion model's evaluation."""
         return self._request("GET", "/v1/stats")
 
+    def monitoring_latest(self) -> dict[str, Any]:
+        """The newest monitoring run: live quality, drift, feed alarms, checks, retrain."""
+        return self._request("GET", "/v1/monitoring/latest")
+
+    def monitoring_runs(self, limit: int = 90) -> list[dict[str, Any]]:
+        """The newest `limit` monitoring runs, newest first."""
+        return self._request("GET", "/v1/monitoring/runs", params={"limit": limit})["items"]
+
+    def monitoring_report(self, run_id: str) -> str:
+        """The run's Evidently report, a standalone HTML page."""
+        return self._request("GET", f"/v1/monitoring/{run_id}/report.html", html=True)
+
     def close(self) -> None:
         self._http.close()
 
     def _request(
-        self, method: str, path: str, *, params: dict | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        html: bool = False,
     ) -> Any:
         if params is not None:
             params = {k: v for k, v in params.items() if v is not None}
@@ -118,6 +136,8 @@ class ApiClient:
             )
         if response.status_code >= 400:
             raise ApiError(response.status_code, _detail(response))
+        if html:
+            return response.text
         try:
             return response.json()
         except ValueError as exc:

@@ -12,7 +12,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from app import browse, classify, dashboard, paper, ui  # noqa: E402
+from app import browse, classify, dashboard, health, paper, ui  # noqa: E402
 from app.api import ApiError, ApiUnavailable  # noqa: E402
 
 RENDER = {
@@ -20,6 +20,7 @@ RENDER = {
     "paper": paper.render,
     "classify": classify.render,
     "dashboard": dashboard.render,
+    "health": health.render,
 }
 
 st.set_page_config(page_title="arXiv-kedro", page_icon=":material/article:", layout="wide")

@@ -14,6 +14,7 @@ VIEWS = {
     "paper": "Paper",
     "classify": "Classify my abstract",
     "dashboard": "Dashboard",
+    "health": "Health",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -187,3 +187,77 @@ class Stats(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class MonitoringWindow(BaseModel):
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    papers: int
+
+
+class LiveQuality(BaseModel):
+    papers: int
+    accuracy: float | None
+    macro_f1: float | None
+    top3: float | None
+    ece: float | None
+    per_class: dict[str, dict[str, float]]
+    champion_macro_f1: float | None
+    macro_f1_change: float | None
+
+
+class Drift(BaseModel):
+    detected: bool
+    share: float
+    columns: dict[str, dict[str, Any]]
+
+
+class FeedHealth(BaseModel):
+    alarms: list[dict[str, Any]]
+    days: dict[str, int]  # papers per announcement day of the window
+
+
+class MonitoringCheck(BaseModel):
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float
+
+
+class MonitoringReport(BaseModel):
+    run_id: str
+    run_at: datetime
+    status: str  # "ok", or why nothing could be compared
+    model: dict[str, Any] | None
+    window: MonitoringWindow
+    reference: dict[str, Any] | None
+    live_quality: LiveQuality
+    drift: Drift
+    data_quality: dict[str, float]
+    feed: FeedHealth
+    checks: list[MonitoringCheck]
+    retrain_recommended: bool
+    reason: str
+
+
+class MonitoringRun(BaseModel):
+    run_id: str
+    run_at: datetime
+    model_version: str | None
+    current_from: datetime
+    current_to: datetime
+    current_papers: int
+    accuracy: float | None
+    macro_f1: float | None
+    champion_macro_f1: float | None
+    drift_detected: bool
+    drift_share: float
+    text_drift: bool
+    feed_alarms: int
+    checks_failed: int
+    retrain_recommended: bool
+    reason: str
+
+
+class MonitoringRuns(BaseModel):
+    items: list[MonitoringRun]

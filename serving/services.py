@@ -20,6 +20,7 @@ from kedro.io import DatasetError
 
 from arxiv_kedro.classification import registry
 from arxiv_kedro.coordination.cache import Cache, LocalCache, RedisCache
+from arxiv_kedro.datasets.monitoring import MonitoringHistory
 from arxiv_kedro.stores import StoreError, masked
 from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational.read_model import ReadModel
@@ -201,6 +202,10 @@ class Services:
     @property
     def documents(self) -> DocumentStore:
         return self._store("documents")
+
+    @property
+    def monitoring(self) -> MonitoringHistory:
+        return self._store("monitoring_history")
 
     @property
     def redis(self) -> RedisCache | None:

@@ -14,7 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from arxiv_kedro import settings as project_settings
 
 # The catalog entries the API reads through; `api_cache` is optional (in-process cache without).
-STORES = ("read_model", "documents", "api_cache")
+STORES = (
+    "read_model", "documents", "api_cache", "monitoring_history", "monitoring_report_html"
+)  # fmt: skip
 LOCAL_CACHE_TTL_SECONDS = 10.0  # no Redis: pipelines cannot invalidate, so entries stay briefly
 
 

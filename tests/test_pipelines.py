@@ -31,6 +31,7 @@ from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational.engine import Database
 from arxiv_kedro.stores.relational.ingestion import IngestionStore
 from arxiv_kedro.stores.relational.ml import MlStore
+from arxiv_kedro.stores.relational.monitoring import MonitoringStore
 from arxiv_kedro.stores.relational.read_model import ReadModel
 from tests.support.pipelines import PROJECT_ROOT, project_catalog, run_pipeline
 
@@ -38,7 +39,7 @@ from tests.support.pipelines import PROJECT_ROOT, project_catalog, run_pipeline
 # a node may not.
 CLIENT_DATASETS = (ApiCacheDataset, DocumentStoreDataset, ReadModelDataset, RunLockDataset)
 CLIENTS = (
-    Database, Engine, IngestionStore, MlStore, ReadModel, DocumentStore,
+    Database, Engine, IngestionStore, MlStore, MonitoringStore, ReadModel, DocumentStore,
     RedisStore, RedisCache, LocalCache, RedisLock, FileLock,
 )  # fmt: skip
 

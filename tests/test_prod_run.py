@@ -238,6 +238,17 @@ def test_snapshot_run_on_prod_stores_what_the_embedded_default_stores(
     finally:
         embedded_documents.close()
     assert {a["arxiv_id"]: a["paper"] for a in stored} == papers_in_sqlite
+    # Monitoring ran last, with no champion to judge: no retraining, said where Airflow's flag
+    # task (another process) reads it — Redis in prod, a file in the embedded default.
+    flag = subprocess.run(
+        [str(KEDRO.parent / "python"), str(PROJECT_ROOT / "airflow" / "flag.py"),
+         "retrain_recommended", "--field", "retrain"],
+        cwd=prod, env=kedro_env(**prod_env), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert flag.returncode == 99, flag.stdout + flag.stderr
+    assert "retrain_recommended.retrain is False" in flag.stdout
+    saved = embedded / "data" / "08_reporting" / "retrain_recommended.json"
+    assert json.loads(saved.read_text())["retrain"] is False
 
 
 def test_api_run_on_prod(

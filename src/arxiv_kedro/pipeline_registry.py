@@ -9,13 +9,14 @@ from kedro.pipeline import Pipeline
 
 from arxiv_kedro.pipelines.ingestion.pipeline import create_backfill_pipeline
 
-DOWNSTREAM = ("inference", "summarization")  # what the default runs once papers are ingested
+DOWNSTREAM = ("inference", "summarization", "monitoring")  # run once papers are ingested
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Every pipeline under `pipelines/`, `backfill` (a snapshot instead of the live API), the
     default: ingest — from the API, or from the snapshot `ARXIV_SNAPSHOT` names — then label and
-    summarize what is new (they read what ingestion writes, so they run after it), and `all`:
+    summarize what is new and monitor the champion on it (they read what ingestion and inference
+    write, so they run after them), and `all`:
     the default with training, the whole lifecycle (`kedro viz` shows it in one graph).
 
     Training is an explicit step: `kedro run --pipeline training` (or `all`).

@@ -200,7 +200,8 @@ def test_a_flag_that_is_not_a_boolean_fails_the_task(data, field: str | None, er
 
 
 def test_a_saved_retrain_recommendation_is_wired_to_the_training_dag(tmp_path: Path) -> None:
-    """What the monitoring pipeline needs to start training: save `retrain_recommended`."""
+    """What the monitoring pipeline needs to start training: save `retrain_recommended`, a
+    mapping whose `retrain` field the flag task reads (conf/base/airflow.yml)."""
     config = {
         **yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "airflow.yml").read_text()),
         **yaml.safe_load((PROJECT_ROOT / "conf" / "prod" / "airflow.yml").read_text()),
@@ -225,7 +226,7 @@ def test_a_saved_retrain_recommendation_is_wired_to_the_training_dag(tmp_path: P
     trained = generate.dag_file("training", training, catalog, config, "pkg", "prod")
 
     assert monitored.flags == [
-        generate.Flag("update-retrain", "retrain", "retrain_recommended", None, "recommend")
+        generate.Flag("update-retrain", "retrain", "retrain_recommended", "retrain", "recommend")
     ]
     assert trained.dags[0].schedule == "RETRAIN"
     assert generate.check_config(config, ["monitoring", "training"], [monitored, trained]) == []

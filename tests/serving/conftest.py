@@ -31,7 +31,7 @@ from arxiv_kedro.classification import registry
 from arxiv_kedro.datasets import LlmClientDataset, RunLockDataset, SnapshotDataset
 from arxiv_kedro.datasets.documents import shared_document_store
 from arxiv_kedro.papers import Paper, from_snapshot_record
-from arxiv_kedro.pipelines import inference, summarization
+from arxiv_kedro.pipelines import inference, monitoring, summarization
 from arxiv_kedro.pipelines.ingestion.pipeline import create_backfill_pipeline
 from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational.engine import Database
@@ -51,6 +51,10 @@ API_KEY = "api-test-key-b7e1f0"  # the only key the API processes accept
 SUMMARIZATION = yaml.safe_load(
     (PROJECT_ROOT / "conf" / "base" / "parameters_summarization.yml").read_text()
 )["summarization"]
+MONITORING = yaml.safe_load(
+    (PROJECT_ROOT / "conf" / "base" / "parameters_monitoring.yml").read_text()
+)["monitoring"]
+MONITORED_DAYS = 30  # the current window: the 30 days up to the newest paper
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class World:
     entries: dict[str, Any] = field(default_factory=dict)  # conf/<env>/catalog.yml
     namespace: str | None = None  # prod: the Redis namespace of `api_cache`
     stores: DataCatalog = field(init=False)
+    monitoring: dict[str, Any] | None = None  # the summary of its monitoring run, once run
 
     def __post_init__(self) -> None:
         self.stores = self.settings().catalog()
@@ -248,16 +253,37 @@ def label(world: World) -> None:
     assert report["predicted"] == len(world.corpus.records), report
 
 
+def monitor(world: World) -> dict[str, Any]:
+    """The monitoring pipeline over `world` (once): the summary it stored."""
+    if world.monitoring is None:
+        catalog = world.catalog(monitoring={**MONITORING, "current_days": MONITORED_DAYS})
+        run_pipeline(monitoring.create_pipeline(), catalog)
+        world.monitoring = world.documents.find("reports", kind="monitoring")[-1]
+    return world.monitoring
+
+
+def report_entries(reports: Path) -> dict[str, Any]:
+    """The monitoring pipeline's files under `reports` (the repository's catalog has them
+    relative to the working directory)."""
+    base = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog.yml").read_text())
+    entries = {n: {**base[n], "path": str(reports / "monitoring")} for n in (
+        "monitoring_report_html", "monitoring_report_json"
+    )}  # fmt: skip
+    flag = {**base["retrain_recommended"], "filepath": str(reports / "retrain_recommended.json")}
+    return {**entries, "retrain_recommended": flag}
+
+
 def write_conf(
     conf: Path, env: str, stores: dict[str, str], entries: dict[str, Any] | None = None
 ) -> None:
     """conf/base (the repository's), the stores in conf/<env>/globals.yml and `entries` in
-    conf/<env>/catalog.yml."""
+    conf/<env>/catalog.yml, with the monitoring reports under the project's data/."""
     if not (conf / "base").exists():
         shutil.copytree(PROJECT_ROOT / "conf" / "base", conf / "base")
     (conf / env).mkdir(parents=True, exist_ok=True)
     (conf / env / "globals.yml").write_text(yaml.safe_dump(stores))
-    (conf / env / "catalog.yml").write_text(yaml.safe_dump(entries or {}))
+    reports = report_entries(conf.parent / "data" / "08_reporting")
+    (conf / env / "catalog.yml").write_text(yaml.safe_dump({**reports, **(entries or {})}))
 
 
 # --- the embedded world and the champion --------------------------------------------------------

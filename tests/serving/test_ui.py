@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from arxiv_kedro.classification import registry
 from tests.conftest import free_port
-from tests.serving.conftest import API_KEY, OLD_STYLE_ID, Champion, World
+from tests.serving.conftest import API_KEY, OLD_STYLE_ID, Champion, World, monitor
 from tests.serving.test_papers import stored_order, summary_kinds
 from tests.support.ui import (
     CHROMIUM,
@@ -373,10 +373,46 @@ def test_dashboard_without_a_model(page: Page, modelless_ui_url: str) -> None:
     no_traceback(page)
 
 
+# --- health -------------------------------------------------------------------------------------
+
+
+def test_health_page_plots_alarms_and_the_evidently_report(
+    page: Page, ui_url: str, embedded: World
+) -> None:
+    summary = monitor(embedded)
+
+    open_view(page, ui_url, "health")
+
+    macro_f1 = f"{summary['live_quality']['macro_f1']:.3f}"
+    expect(page.get_by_test_id("stMetric").filter(has_text="Live macro-F1")).to_contain_text(
+        macro_f1
+    )
+    expect(page.get_by_test_id("stMetric").filter(has_text="Papers monitored")).to_contain_text(
+        f"{summary['window']['papers']:,}"
+    )
+    expect(page.locator(CHART)).to_have_count(2)
+    for chart in page.locator(CHART).all():  # drawn: a point per run in the chart's SVG
+        expect(chart.locator("svg .mark-symbol path").first).to_be_visible()
+    failed = [c for c in summary["checks"] if not c["passed"] and c["name"] != "feed alarms"]
+    alarms = page.get_by_test_id("stAlert")
+    expect(alarms).to_have_count(
+        len(summary["feed"]["alarms"]) + len(failed) + summary["retrain_recommended"]
+        or 1  # "No alarm"
+    )
+    for alarm in summary["feed"]["alarms"]:
+        expect(alarms.filter(has_text=alarm["message"])).to_be_visible()
+    # Evidently's page, drawn by its own scripts inside the frame.
+    report = page.frame_locator("iframe").first
+    expect(report.get_by_text("Dataset Drift").first).to_be_visible()
+    expect(report.get_by_text("abstract").first).to_be_attached()
+    screenshot(page, "health")
+    no_traceback(page)
+
+
 # --- the API away -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("view", ["browse", "paper", "dashboard", "classify"])
+@pytest.mark.parametrize("view", ["browse", "paper", "dashboard", "classify", "health"])
 def test_api_down_is_explained(page: Page, down_ui_url: str, view: str) -> None:
     open_view(page, down_ui_url, view, id=OLD_STYLE_ID)
     if view == "classify":

@@ -175,3 +175,29 @@ predictions = Table(
     Column("probability_3", Float, nullable=False),
     Column("predicted_at", UTCDateTime, nullable=False),
 )
+
+# One row per monitoring run (pipelines/monitoring): the time series of live quality and drift.
+# The full report is a document (`reports`) and an HTML/JSON file per run.
+monitoring_runs = Table(
+    "monitoring_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("run_at", UTCDateTime, nullable=False, index=True),
+    Column("model_version", String(32)),
+    Column("current_from", UTCDateTime, nullable=False),
+    Column("current_to", UTCDateTime, nullable=False),
+    Column("current_papers", Integer, nullable=False),
+    Column("reference_from", UTCDateTime, nullable=False),
+    Column("reference_to", UTCDateTime, nullable=False),
+    Column("reference_papers", Integer, nullable=False),
+    Column("accuracy", Float),
+    Column("macro_f1", Float),
+    Column("champion_macro_f1", Float),
+    Column("drift_detected", Boolean, nullable=False),
+    Column("drift_share", Float, nullable=False),
+    Column("text_drift", Boolean, nullable=False),
+    Column("feed_alarms", Integer, nullable=False),
+    Column("checks_failed", Integer, nullable=False),
+    Column("retrain_recommended", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+)
