@@ -25,6 +25,8 @@ OPERATIONS = (
     "GET /v1/papers",
     "GET /v1/papers/{arxiv_id}",
     "GET /v1/search",
+    "GET /v1/authors/{name}/papers",
+    "GET /v1/papers/{arxiv_id}/similar",
     "POST /v1/classify",
     "POST /v1/classify/batch",
     "GET /v1/categories",
@@ -52,7 +54,7 @@ def test_every_operation_is_fuzzed(api_schema: schemathesis.BaseSchema) -> None:
 
 
 # Invalid input needs something to be invalid: the operations with parameters or a body.
-WITH_INPUT = OPERATIONS[2:7]
+WITH_INPUT = OPERATIONS[2:9]
 
 
 @pytest.mark.parametrize(
