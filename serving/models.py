@@ -126,6 +126,14 @@ class SimilarPage(BaseModel):
     items: list[ScoredPaper] = Field(description="most similar first; score: cosine, 0–1")
 
 
+class Digest(BaseModel):
+    category: str
+    day: str = Field(description="the last day papers of the category appeared, UTC")
+    new: list[Paper] = Field(description="first versions with the category as primary")
+    cross_lists: list[Paper] = Field(description="first versions cross-listed in the category")
+    replacements: list[Paper] = Field(description="papers whose new version appeared that day")
+
+
 class AuthorPage(BaseModel):
     author: str
     total: int

@@ -27,6 +27,9 @@ OPERATIONS = (
     "GET /v1/search",
     "GET /v1/authors/{name}/papers",
     "GET /v1/papers/{arxiv_id}/similar",
+    "GET /feeds/categories/{category}",
+    "GET /feeds/search",
+    "GET /v1/digest/{category}",
     "POST /v1/classify",
     "POST /v1/classify/batch",
     "GET /v1/categories",
@@ -54,7 +57,7 @@ def test_every_operation_is_fuzzed(api_schema: schemathesis.BaseSchema) -> None:
 
 
 # Invalid input needs something to be invalid: the operations with parameters or a body.
-WITH_INPUT = OPERATIONS[2:9]
+WITH_INPUT = OPERATIONS[2:12]
 
 
 @pytest.mark.parametrize(

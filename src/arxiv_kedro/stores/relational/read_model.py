@@ -240,6 +240,49 @@ class ReadModel:
             rows = {row["id"]: dict(row) for row in found}
             return self._with_details(conn, [rows[i] for i in ids if i in rows], model_name)
 
+    def abstracts(self, ids: list[int]) -> dict[int, str]:
+        """The abstract of each paper id."""
+        with self.db.reads.connect() as conn:
+            query = select(papers.c.id, papers.c.abstract).where(papers.c.id.in_(ids))
+            return dict(conn.execute(query).all())
+
+    def announced(
+        self, category: str, *, model_name: str, day: datetime | None = None, limit: int = 2_000
+    ) -> tuple[datetime | None, list[dict[str, Any]]]:
+        """The papers of `category` (primary or cross-listed) announced on `day` (UTC midnight;
+        default: the last day on which one was), newest first: published that day, or updated
+        that day to a version above 1; and that day (None when the category has no paper)."""
+        in_category = exists().where(
+            paper_categories.c.paper_id == papers.c.id, paper_categories.c.category == category
+        )
+        with self.db.reads.connect() as conn:
+            if day is None:
+                last = conn.execute(
+                    select(func.max(papers.c.published), func.max(papers.c.updated)).where(
+                        in_category
+                    )
+                ).one()
+                if last[0] is None:
+                    return None, []
+                day = max(last).replace(hour=0, minute=0, second=0, microsecond=0)
+            after = day + timedelta(days=1)
+            query = (
+                select(*_LISTED)
+                .where(
+                    in_category,
+                    ((papers.c.published >= day) & (papers.c.published < after))
+                    | (
+                        (papers.c.updated >= day)
+                        & (papers.c.updated < after)
+                        & (papers.c.version > 1)
+                    ),
+                )
+                .order_by(papers.c.published.desc(), papers.c.id.desc())
+                .limit(limit)
+            )
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+            return day, self._with_details(conn, rows, model_name)
+
     def texts(self) -> list[tuple[int, str, str, str]]:
         """(id, arxiv_id, title, abstract) of every paper, by id."""
         query = select(papers.c.id, papers.c.arxiv_id, papers.c.title, papers.c.abstract)
