@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from arxiv_kedro import __version__
 from arxiv_kedro.stores import StoreError
-from serving.routes import classify, feeds, health, meta, papers
+from serving.routes import classify, feeds, health, library, meta, papers
 from serving.security import ClientLimiter, Guard
 from serving.services import Services, Unavailable
 from serving.settings import Settings
@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
-    for router in (health.router, papers.router, feeds.router, classify.router, meta.router):
+    routers = (health, papers, feeds, library, classify, meta)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.exception_handler(Unavailable)

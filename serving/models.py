@@ -134,6 +134,27 @@ class Digest(BaseModel):
     replacements: list[Paper] = Field(description="papers whose new version appeared that day")
 
 
+class Tagged(BaseModel):
+    tag: str
+    arxiv_id: str
+
+
+class TagPapers(BaseModel):
+    tag: str
+    papers: list[Paper] = Field(description="the latest tagged first")
+
+
+class Tags(BaseModel):
+    items: list[TagPapers] = Field(description="alphabetically")
+
+
+class Recommendations(BaseModel):
+    tag: str | None
+    tagged: int = Field(description="papers the model learned from")
+    items: list[ScoredPaper] = Field(description="best first; score: the model's decision value")
+    hint: str | None
+
+
 class AuthorPage(BaseModel):
     author: str
     total: int

@@ -13,27 +13,31 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
 
 from arxiv_kedro.stores.relational.read_model import ReadModel
 
 logger = logging.getLogger(__name__)
+RECENT = 10_000  # recommendations rank the newest papers
+NEGATIVES = 5_000  # papers a user's model learns their tags apart from
 
 
 @dataclass(frozen=True)
 class Vectors:
     """Unit-length TF-IDF rows of every paper, and each term's postings (the transpose)."""
 
-    ids: np.ndarray  # paper ids (the store's primary key), in row order
+    ids: np.ndarray  # paper ids (the store's primary key), ascending: the rows' order
     rows: dict[str, int]  # arxiv_id -> row
+    newest: np.ndarray  # rows, the latest published first
     matrix: sparse.csr_matrix  # papers x terms
     postings: sparse.csr_matrix  # terms x papers
     fingerprint: tuple
 
     @classmethod
-    def build(cls, corpus: list[tuple[int, str, str, str]], fingerprint: tuple) -> Vectors:
-        """From (id, arxiv_id, title, abstract) rows. Words in fewer than 2 papers or more than
-        half of them say nothing about similarity; sublinear term counts keep long abstracts
-        from drowning short ones."""
+    def build(cls, corpus: list[tuple], fingerprint: tuple) -> Vectors:
+        """From (id, arxiv_id, title, abstract, published) rows by id. Words in fewer than 2
+        papers or more than half of them say nothing about similarity; sublinear term counts
+        keep long abstracts from drowning short ones."""
         vectorizer = TfidfVectorizer(
             sublinear_tf=True,
             stop_words="english",
@@ -42,9 +46,11 @@ class Vectors:
             dtype=np.float32,
         )
         matrix = vectorizer.fit_transform(f"{row[2]}\n{row[3]}" for row in corpus)
+        published = np.array([row[4].timestamp() for row in corpus])
         return cls(
             ids=np.array([row[0] for row in corpus], dtype=np.int64),
             rows={row[1]: i for i, row in enumerate(corpus)},
+            newest=np.argsort(-published, kind="stable"),
             matrix=matrix.tocsr(),
             postings=matrix.T.tocsr(),
             fingerprint=fingerprint,
@@ -52,8 +58,13 @@ class Vectors:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + sum(
-            m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in (self.matrix, self.postings)
+        return (
+            self.ids.nbytes
+            + self.newest.nbytes
+            + sum(
+                m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+                for m in (self.matrix, self.postings)
+            )
         )
 
     def nearest(self, arxiv_id: str, limit: int) -> list[tuple[int, float]] | None:
@@ -65,11 +76,42 @@ class Vectors:
         scores = (self.matrix[row] @ self.postings).toarray().ravel()  # the row's terms only
         scores[row] = -1.0
         count = min(limit, len(scores) - 1)
+        return [(paper, score) for paper, score in self._best(scores, count) if score > 0]
+
+    def recommend(
+        self, tagged: list[int], limit: int, *, seed: int, recent: int = RECENT
+    ) -> list[tuple[int, float]]:
+        """The `recent` newest papers ranked by a linear SVM that tells the `tagged` paper ids
+        from others (a random sample of NEGATIVES papers: all of them would cost seconds at
+        72k and add little), as (paper id, decision value), best first, tagged papers left out.
+        """
+        wanted = np.asarray(tagged, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+        positive = np.unique(rows[self.ids[rows] == wanted])  # papers indexed (not too new)
+        if not len(positive):
+            return []
+        others = np.setdiff1d(np.arange(len(self.ids)), positive)
+        if not len(others):
+            return []
+        sample = np.random.default_rng(seed).choice(
+            others, size=min(NEGATIVES, len(others)), replace=False
+        )
+        train = np.concatenate([positive, sample])
+        labels = np.r_[np.ones(len(positive)), np.zeros(len(sample))]
+        svm = LinearSVC(C=0.1, class_weight="balanced").fit(self.matrix[train], labels)
+        candidates = self.newest[:recent]
+        candidates = candidates[~np.isin(candidates, positive)]
+        scores = np.full(len(self.ids), -np.inf)
+        scores[candidates] = svm.decision_function(self.matrix[candidates])
+        return self._best(scores, min(limit, len(candidates)))
+
+    def _best(self, scores: np.ndarray, count: int) -> list[tuple[int, float]]:
+        """The `count` best rows as (paper id, score), ties to the newer id."""
         if count <= 0:
             return []
         top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.lexsort((self.ids[top], -scores[top]))]
-        return [(int(self.ids[i]), round(float(scores[i]), 4)) for i in top if scores[i] > 0]
+        top = top[np.lexsort((-self.ids[top], -scores[top]))]
+        return [(int(self.ids[i]), round(float(scores[i]), 4)) for i in top]
 
 
 class SimilarityIndex:

@@ -132,6 +132,17 @@ def _start(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
 
 
+def scored_papers(svc: Services, scored: list[tuple[int, float]]) -> list[dict]:
+    """List items of (paper id, score) pairs, in their order, each with its score."""
+    scores = dict(scored)
+    rows = svc.papers.papers(list(scores), model_name=MODEL_NAME)
+    summaries = views.summaries_of(svc.documents, rows)
+    return [
+        {**views.paper(r, summaries.get(r["arxiv_id"]), svc.taxonomy), "score": scores[r["id"]]}
+        for r in rows
+    ]
+
+
 ArxivId = Annotated[
     str,
     Path(
@@ -141,7 +152,7 @@ ArxivId = Annotated[
 ]
 
 
-def _versionless(arxiv_id: str) -> tuple[str, int | None]:
+def versionless_id(arxiv_id: str) -> tuple[str, int | None]:
     try:
         return parse_arxiv_id(arxiv_id)
     except InvalidRecord as exc:
@@ -161,20 +172,13 @@ async def similar_papers(
 ) -> Any:
     """The papers nearest to this one by their words (cosine of TF-IDF vectors of titles and
     abstracts), most similar first."""
-    versionless, _ = _versionless(arxiv_id)
+    versionless, _ = versionless_id(arxiv_id)
 
     def compute() -> dict | None:
         nearest = svc.similarity.vectors(svc.papers).nearest(versionless, limit)
         if nearest is None:
             return None
-        scores = dict(nearest)
-        rows = svc.papers.papers(list(scores), model_name=MODEL_NAME)
-        summaries = views.summaries_of(svc.documents, rows)
-        items = [
-            {**views.paper(r, summaries.get(r["arxiv_id"]), svc.taxonomy), "score": scores[r["id"]]}
-            for r in rows
-        ]
-        return {"arxiv_id": versionless, "items": items}
+        return {"arxiv_id": versionless, "items": scored_papers(svc, nearest)}
 
     body = await svc.cached(f"similar:{limit}:{versionless}", compute)
     if body == "null":
@@ -190,7 +194,7 @@ async def similar_papers(
 async def get_paper(svc: Svc, arxiv_id: ArxivId) -> Any:
     """One paper: abstract, summary and translations, arXiv's categories and predicted ones,
     its versions and a BibTeX entry."""
-    versionless, version = _versionless(arxiv_id)
+    versionless, version = versionless_id(arxiv_id)
 
     def compute() -> dict | None:
         row = svc.papers.get_paper(versionless, model_name=MODEL_NAME)

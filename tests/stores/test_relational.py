@@ -319,10 +319,10 @@ def test_opening_twice_migrates_once_and_keeps_data(
         caplog.clear()
         second = Database.open(store_url)
 
-    assert len(migrations) == 3  # 0001 … 0003
+    assert len(migrations) == 4  # 0001 … 0003, 0005
     assert not [r for r in caplog.records if "Running upgrade" in r.message]
     with second.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0005",)]
     assert second.count() == 1
     first.engine.dispose()
     second.engine.dispose()

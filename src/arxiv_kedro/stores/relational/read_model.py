@@ -283,9 +283,11 @@ class ReadModel:
             rows = [dict(row) for row in conn.execute(query).mappings()]
             return day, self._with_details(conn, rows, model_name)
 
-    def texts(self) -> list[tuple[int, str, str, str]]:
-        """(id, arxiv_id, title, abstract) of every paper, by id."""
-        query = select(papers.c.id, papers.c.arxiv_id, papers.c.title, papers.c.abstract)
+    def texts(self) -> list[tuple[int, str, str, str, datetime]]:
+        """(id, arxiv_id, title, abstract, published) of every paper, by id."""
+        query = select(
+            papers.c.id, papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.published
+        )
         with self.db.reads.connect() as conn:
             return [tuple(row) for row in conn.execute(query.order_by(papers.c.id))]
 
