@@ -33,7 +33,7 @@ from arxiv_kedro.stores.relational.engine import Database  # noqa: E402
 from arxiv_kedro.stores.relational.read_model import ReadModel, parse_query  # noqa: E402
 from bench.ingestion import backfill, drop_postgres, scratch_postgres  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
-from serving.similarity import Vectors  # noqa: E402
+from serving.similarity import NEGATIVES, RECENT, Vectors  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 
 SCRATCH = Path(os.environ.get("BENCH_LIBRARY_DIR", "/tmp/arxiv-bench-library"))
@@ -173,7 +173,8 @@ def synthetic_10x(vectors: Vectors) -> dict:
     big = Vectors(
         ids=np.arange(1, n + 1, dtype=np.int64),
         rows={str(i): i for i in range(n)},
-        newest=np.arange(n)[::-1].copy(),
+        recent=np.arange(n)[::-1][:RECENT].copy(),
+        recent_matrix=matrix[np.arange(n)[::-1][:RECENT]],
         matrix=matrix,
         postings=matrix.T.tocsr(),
         fingerprint=(),
@@ -260,7 +261,8 @@ def report(results: dict, big: dict) -> list[str]:
             f"{ms(results['prod (PostgreSQL)']['rows'])} |"
         )
     lines.append(
-        f"| recommendations, top 20 (SVM fit + ranking 10,000 + rows) | embedded | "
+        f"| recommendations, top 20 (SVM fit on {NEGATIVES:,} + ranking {RECENT:,} + rows) "
+        "| embedded | "
         f"{ms(index['recommend'])} |"
     )
     for label, result in results.items():
