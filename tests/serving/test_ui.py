@@ -320,6 +320,18 @@ def test_classify_an_abstract(
     screenshot(page, "classify")
 
 
+def test_classify_warns_about_text_that_is_no_abstract(
+    page: Page, ui_url: str, embedded: World
+) -> None:
+    classify(page, ui_url, "asdf qwer", "zxcv uiop hjkl 12345 !!!")
+
+    expect(page.get_by_text("This does not read like an abstract (3 words")).to_be_visible()
+    title, abstract = embedded.corpus.unseen[["title", "abstract"]].iloc[0]
+    classify(page, ui_url, title, abstract)
+    expect(page.get_by_role("heading", name=re.compile("Best fit"))).to_be_visible()
+    expect(page.get_by_text("This does not read like an abstract")).to_have_count(0)
+
+
 def test_classify_without_the_key_shows_why_the_api_refused(
     page: Page, keyless_ui_url: str
 ) -> None:
