@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -58,22 +59,64 @@ class ApiClient:
     ) -> dict[str, Any]:
         """One page of papers, newest first: `{"items": [...], "next_cursor": ...}`."""
         params = {
-            "category": category,
-            "published_from": published_from.isoformat() if published_from else None,
-            "published_to": published_to.isoformat() if published_to else None,
-            "has_summary": None if has_summary is None else str(has_summary).lower(),
+            **_filters(category, published_from, published_to, has_summary),
             "limit": limit,
             "cursor": cursor,
         }
         return self._request("GET", "/v1/papers", params=params)
 
-    def search(self, q: str, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
-        """One page of papers matching `q`, most relevant first."""
-        return self._request("GET", "/v1/search", params={"q": q, "limit": limit, "cursor": cursor})
+    def search(
+        self,
+        q: str,
+        *,
+        category: str | None = None,
+        published_from: date | None = None,
+        published_to: date | None = None,
+        has_summary: bool | None = None,
+        sort: str = "relevance",
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of papers matching `q` and the filters, with `total` and a `hint` when `q`
+        holds nothing to look for."""
+        params = {
+            "q": q,
+            **_filters(category, published_from, published_to, has_summary),
+            "sort": sort,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._request("GET", "/v1/search", params=params)
 
     def paper(self, arxiv_id: str) -> dict[str, Any]:
         """One paper in full; old-style ids keep their slash in the path, as the API expects."""
         return self._request("GET", f"/v1/papers/{arxiv_id}")
+
+    def similar(self, arxiv_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        return self._request("GET", f"/v1/papers/{arxiv_id}/similar", params={"limit": limit})[
+            "items"
+        ]
+
+    def author(self, name: str, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """One page of an author's papers, newest first, with their `total`."""
+        path = f"/v1/authors/{quote(name, safe='')}/papers"
+        return self._request("GET", path, params={"limit": limit, "cursor": cursor})
+
+    def tags(self) -> list[dict[str, Any]]:
+        """The library: each tag with its papers."""
+        return self._request("GET", "/v1/me/tags")["items"]
+
+    def tag(self, tag: str, arxiv_id: str) -> None:
+        self._request("PUT", f"/v1/me/tags/{quote(tag, safe='')}/{arxiv_id}")
+
+    def untag(self, tag: str, arxiv_id: str) -> None:
+        self._request("DELETE", f"/v1/me/tags/{quote(tag, safe='')}/{arxiv_id}")
+
+    def recommendations(self, tag: str | None = None, limit: int = 20) -> dict[str, Any]:
+        return self._request("GET", "/v1/me/recommendations", params={"tag": tag, "limit": limit})
+
+    def feed_url(self, category: str) -> str:
+        return f"{self.base_url}/feeds/categories/{category}"
 
     def classify(self, title: str, abstract: str) -> dict[str, Any]:
         """The three likeliest categories of a title and abstract, and the model that said so."""
@@ -83,9 +126,9 @@ class ApiClient:
         """Every category with its name, group and counts, most papers first."""
         return self._request("GET", "/v1/categories")["items"]
 
-    def stats(self) -> dict[str, Any]:
-        """Totals, freshness, papers per day and the champion model's evaluation."""
-        return self._request("GET", "/v1/stats")
+    def stats(self, days: int = 90) -> dict[str, Any]:
+        """Totals, freshness, papers per day (over `days`) and the champion model's evaluation."""
+        return self._request("GET", "/v1/stats", params={"days": days})
 
     def monitoring_latest(self) -> dict[str, Any]:
         """The newest monitoring run: live quality, drift, feed alarms, checks, retrain."""
@@ -138,12 +181,28 @@ class ApiClient:
             raise ApiError(response.status_code, _detail(response))
         if html:
             return response.text
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError as exc:
             raise ApiUnavailable(
                 f"{self.base_url} did not answer with JSON: is API_URL the arXiv-kedro API?"
             ) from exc
+
+
+def _filters(
+    category: str | None,
+    published_from: date | None,
+    published_to: date | None,
+    has_summary: bool | None,
+) -> dict[str, str | None]:
+    return {
+        "category": category,
+        "published_from": published_from.isoformat() if published_from else None,
+        "published_to": published_to.isoformat() if published_to else None,
+        "has_summary": None if has_summary is None else str(has_summary).lower(),
+    }
 
 
 def _detail(response: httpx.Response) -> str:

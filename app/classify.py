@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlit as st
 
 from app import ui
 from app.api import ApiError
+
+MIN_WORDS = 30  # fewer words than this is no abstract
+UNSURE = 0.5  # a best fit below this probability is a guess
 
 
 def render() -> None:
@@ -23,17 +27,31 @@ def render() -> None:
             st.warning("Enter both a title and an abstract.")
             return
         try:
-            st.session_state["classified"] = ui.client().classify(title.strip(), abstract.strip())
+            found = ui.client().classify(title.strip(), abstract.strip())
+            st.session_state["classified"] = (found, abstract)
         except ApiError as exc:
             st.error(exc.detail)
             return
     if "classified" in st.session_state:
-        _result(st.session_state["classified"])
+        _result(*st.session_state["classified"])
 
 
-def _result(result: dict[str, Any]) -> None:
+def _result(result: dict[str, Any], abstract: str) -> None:
     best, *others = result["categories"]
     st.subheader(f"Best fit: {best['name']} ({best['category']})")
+    words = re.findall(r"[^\W\d_]{2,}", abstract)
+    if len(words) < MIN_WORDS:
+        st.warning(
+            f"This does not read like an abstract ({len(words)} words; arXiv abstracts have "
+            "100–300): the categories below are guesses from very little.",
+            icon=":material/warning:",
+        )
+    elif best["probability"] < UNSURE:
+        st.warning(
+            f"The model is unsure (best fit {ui.percent(best['probability'])}): the text may "
+            "span several fields or none it knows.",
+            icon=":material/help:",
+        )
     for scored in [best, *others]:
         st.progress(
             min(max(scored["probability"], 0.0), 1.0),

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import ui
 
+STALE_DAYS = 3  # arXiv announces every weekday: more than a long weekend without papers is odd
 TOP_CATEGORIES = 8  # more colours than this make a stacked chart unreadable: the rest is "other"
 LABELS = alt.Axis(labelLimit=280)  # category names are long; vega cuts labels at 180 px
 BOTTOM = {"orient": "bottom", "columns": 4}  # legends below: half-width charts keep their width
@@ -25,12 +26,23 @@ def render() -> None:
     title, refresh = st.columns([6, 1], vertical_alignment="bottom")
     title.header("Dashboard")
     refresh.button("Refresh", icon=":material/refresh:", on_click=_refresh, width="stretch")
-    stats = ui.stats()
+    ranges = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
+    chosen = st.query_params.get("range", "90 days")
+    stats = ui.stats(ranges.get(chosen, 90))
     categories = ui.categories()
     _totals(stats)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Papers per day")
+        picked = st.segmented_control(
+            "Range (up to the newest paper)",
+            list(ranges),
+            default=chosen if chosen in ranges else "90 days",
+            key="dashboard_range",
+        )
+        if picked and picked != chosen:
+            st.query_params["range"] = picked
+            st.rerun()
         _papers_per_day(stats["papers_per_day"], ui.category_names())
     with right:
         st.subheader("Papers per category")
@@ -61,6 +73,15 @@ def _totals(stats: dict[str, Any]) -> None:
             f"{run.get('new', 0):,} new, {run.get('updated', 0):,} updated"
         )
     st.caption("; ".join(facts))
+    latest, finished = stats.get("latest_published"), (run or {}).get("finished_at")
+    if latest and finished:
+        lag = pd.Timestamp(finished) - pd.Timestamp(latest)
+        if lag > pd.Timedelta(days=STALE_DAYS):
+            st.warning(
+                f"The newest paper is {lag.days} days older than the last ingestion: the "
+                "ingestion may be fetching nothing new (check its windows and the source).",
+                icon=":material/schedule:",
+            )
 
 
 def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
@@ -144,6 +165,11 @@ def _model(model: dict[str, Any] | None) -> None:
         return
     st.markdown("**F1 per category**")
     frame = _labelled(pd.DataFrame(per_class))
+    # A class without held-out papers has no score: said so, not drawn as an empty bar.
+    unscored = frame[frame["support"] == 0]
+    frame = frame[frame["support"] > 0]
+    if len(unscored):
+        st.caption("Not evaluated (no held-out papers): " + ", ".join(unscored["label"]))
     chart = (
         alt.Chart(frame)
         .mark_bar()

@@ -12,12 +12,14 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from app import browse, classify, dashboard, health, paper, ui  # noqa: E402
+from app import author, browse, classify, dashboard, health, library, paper, ui  # noqa: E402
 from app.api import ApiError, ApiUnavailable  # noqa: E402
 
 RENDER = {
     "browse": browse.render,
     "paper": paper.render,
+    "author": author.render,
+    "library": library.render,
     "classify": classify.render,
     "dashboard": dashboard.render,
     "health": health.render,
@@ -36,7 +38,6 @@ with st.sidebar:
     st.radio(
         "View", list(ui.VIEWS), format_func=ui.VIEWS.get, key="view", on_change=ui.view_selected
     )
-    st.caption(f"API: {ui.client().base_url}")
 
 try:
     RENDER[st.session_state["view"]]()

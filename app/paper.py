@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import ui
 from app.api import ApiError
+from app.browse import author_links, result
 
 # New-style (2501.01234) and old-style (hep-th/9901001) ids, with an optional version suffix.
 ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(\.[A-Z]{2})?/\d{7})(v\d+)?")
@@ -45,13 +46,18 @@ def render() -> None:
         st.subheader("Abstract")
         st.markdown(paper["abstract"])
         _summary(paper.get("summary"))
+        _similar(paper)
     with side:
         _categories(paper)
+        _versions(paper)
+        _tags(paper)
+        st.subheader("Cite")
+        st.code(paper["bibtex"], language="bibtex", wrap_lines=True)
 
 
 def _header(paper: dict[str, Any]) -> None:
     st.title(paper["title"])
-    st.markdown(f"**{ui.authors(paper['authors'], most=20)}**")
+    st.markdown(f"**{author_links(paper['authors'], most=20)}**")
     dates = f"Published {ui.day(paper['published'])}"
     if paper.get("updated") and ui.day(paper["updated"]) != ui.day(paper["published"]):
         dates += f", updated {ui.day(paper['updated'])}"
@@ -111,3 +117,33 @@ def _summary(summary: dict[str, Any] | None) -> None:
         )
     else:
         st.warning(f"Writing the {language} text failed for this version of the paper.")
+
+
+def _versions(paper: dict[str, Any]) -> None:
+    st.subheader("Versions")
+    for version in reversed(paper["versions"]):
+        when = ui.day(version["date"]) if version["date"] else "date not listed"
+        st.markdown(f"- v{version['version']}: {when}")
+
+
+def _similar(paper: dict[str, Any]) -> None:
+    st.subheader("Similar papers")
+    similar = ui.client().similar(paper["arxiv_id"], limit=5)
+    if not similar:
+        st.info("No paper shares enough words with this one.")
+    names = ui.category_names()
+    for index, other in enumerate(similar):
+        result(index, other, names, key="similar")
+
+
+def _tags(paper: dict[str, Any]) -> None:
+    st.subheader("My library")
+    arxiv_id = paper["arxiv_id"]
+    with st.form("tag", border=False, enter_to_submit=True):
+        tag = st.text_input("Tag", placeholder="e.g. to-read", max_chars=64)
+        if st.form_submit_button("Add tag", icon=":material/bookmark_add:") and tag.strip():
+            try:
+                ui.client().tag(tag.strip(), arxiv_id)
+                st.success(f"Tagged “{tag.strip()}”")
+            except ApiError as exc:
+                st.warning(exc.detail)

@@ -12,6 +12,8 @@ from app.api import ApiClient
 VIEWS = {
     "browse": "Browse & search",
     "paper": "Paper",
+    "author": "Author",
+    "library": "My library",
     "classify": "Classify my abstract",
     "dashboard": "Dashboard",
     "health": "Health",
@@ -30,8 +32,8 @@ def categories() -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def stats() -> dict[str, Any]:
-    return client().stats()
+def stats(days: int = 90) -> dict[str, Any]:
+    return client().stats(days)
 
 
 def category_names() -> dict[str, str]:
@@ -52,9 +54,15 @@ def go(view: str, **params: str) -> None:
 
 
 def view_selected() -> None:
-    """The sidebar choice changed: go there, back to the paper last opened for the paper view."""
+    """The sidebar choice changed: go there, back to the paper last opened for the paper view
+    and to the last search and filters for browsing."""
     view = st.session_state["view"]
-    go(view, id=st.session_state.get("paper_id", "") if view == "paper" else "")
+    if view == "paper":
+        go(view, id=st.session_state.get("paper_id", ""))
+    elif view == "browse":
+        go(view, **st.session_state.get("browse_params", {}))
+    else:
+        go(view)
 
 
 def day(timestamp: str | None) -> str:

@@ -10,12 +10,15 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
+from swagger_ui_bundle import swagger_ui_path
 
 from arxiv_kedro import __version__
 from arxiv_kedro.stores import StoreError
-from serving.routes import classify, health, meta, monitoring, papers
+from serving.routes import classify, feeds, health, library, meta, monitoring, papers
 from serving.security import ClientLimiter, Guard
 from serving.services import Services, Unavailable
 from serving.settings import Settings
@@ -43,9 +46,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="New arXiv papers: browse, search, summaries and translations, categories.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: the default loads Swagger UI from a CDN
     )
     app.state.services = svc
-    for router in (health.router, papers.router, classify.router, meta.router, monitoring.router):
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+    routers = (health, papers, feeds, library, classify, meta, monitoring)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.exception_handler(Unavailable)

@@ -55,10 +55,19 @@ class Paper(BaseModel):
     pdf_url: str
     predicted_category: ScoredCategory | None
     summary_languages: list[str]
+    cross_list: bool | None = Field(
+        None, description="listed with a category filter: true when its primary is another"
+    )
 
 
-class SearchHit(Paper):
+class ScoredPaper(Paper):
     score: float
+
+
+class SearchHit(ScoredPaper):
+    snippet: str | None = Field(
+        description="HTML: the abstract's best part, escaped, matched words in <mark>"
+    )
 
 
 class Prediction(BaseModel):
@@ -82,6 +91,11 @@ class Summary(BaseModel):
     texts: dict[str, SummaryText]
 
 
+class Version(BaseModel):
+    version: int
+    date: datetime | None
+
+
 class PaperDetail(Paper):
     abstract: str
     doi: str | None
@@ -90,6 +104,8 @@ class PaperDetail(Paper):
     arxiv_categories: list[ArxivCategory]
     prediction: Prediction | None
     summary: Summary | None
+    versions: list[Version] = Field(description="v1 to the latest; dates of the others unknown")
+    bibtex: str
 
 
 class PaperPage(BaseModel):
@@ -99,6 +115,50 @@ class PaperPage(BaseModel):
 
 class SearchPage(BaseModel):
     items: list[SearchHit]
+    next_cursor: str | None
+    total: int = Field(description="matches (before has_summary), counted up to 2,000")
+    total_capped: bool = Field(description="true: at least `total` papers match")
+    hint: str | None = Field(description="why the text held nothing to look for; what to type")
+
+
+class SimilarPage(BaseModel):
+    arxiv_id: str
+    items: list[ScoredPaper] = Field(description="most similar first; score: cosine, 0–1")
+
+
+class Digest(BaseModel):
+    category: str
+    day: str = Field(description="the last day papers of the category appeared, UTC")
+    new: list[Paper] = Field(description="first versions with the category as primary")
+    cross_lists: list[Paper] = Field(description="first versions cross-listed in the category")
+    replacements: list[Paper] = Field(description="papers whose new version appeared that day")
+
+
+class Tagged(BaseModel):
+    tag: str
+    arxiv_id: str
+
+
+class TagPapers(BaseModel):
+    tag: str
+    papers: list[Paper] = Field(description="the latest tagged first")
+
+
+class Tags(BaseModel):
+    items: list[TagPapers] = Field(description="alphabetically")
+
+
+class Recommendations(BaseModel):
+    tag: str | None
+    tagged: int = Field(description="papers the model learned from")
+    items: list[ScoredPaper] = Field(description="best first; score: the model's decision value")
+    hint: str | None
+
+
+class AuthorPage(BaseModel):
+    author: str
+    total: int
+    items: list[Paper]
     next_cursor: str | None
 
 

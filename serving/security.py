@@ -24,7 +24,7 @@ KEY_HEADER = "X-API-Key"
 ApiKey = Annotated[str | None, Header(alias=KEY_HEADER, description="an API key (API_KEYS)")]
 
 
-def _check_key(settings: Settings, key: str | None) -> None:
+def check_key(settings: Settings, key: str | None) -> None:
     if not settings.keys:
         return
     if not key:
@@ -35,13 +35,13 @@ def _check_key(settings: Settings, key: str | None) -> None:
 
 async def write_key(svc: Svc, key: ApiKey = None) -> None:
     """For endpoints that write or trigger work: a valid key whenever API_KEYS is set."""
-    _check_key(svc.settings, key)
+    check_key(svc.settings, key)
 
 
 async def read_key(svc: Svc, key: ApiKey = None) -> None:
     """For reads: a valid key only with API_READ_REQUIRES_KEY=true."""
     if svc.settings.read_requires_key:
-        _check_key(svc.settings, key)
+        check_key(svc.settings, key)
 
 
 class ClientLimiter:

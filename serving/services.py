@@ -25,6 +25,7 @@ from arxiv_kedro.stores import StoreError, masked
 from arxiv_kedro.stores.documents import DocumentStore
 from arxiv_kedro.stores.relational.read_model import ReadModel
 from serving.settings import LOCAL_CACHE_TTL_SECONDS, Settings
+from serving.similarity import SimilarityIndex
 from serving.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class Services:
     cache_ttl: float
     model: ChampionModel
     taxonomy: Taxonomy
+    similarity: SimilarityIndex
     _opened: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -193,7 +195,10 @@ class Services:
         else:
             cache, ttl = LocalCache(), min(settings.cache_ttl_seconds, LOCAL_CACHE_TTL_SECONDS)
         model = ChampionModel(settings.model_refresh_seconds)
-        return cls(settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy))
+        similarity = SimilarityIndex(settings.similar_refresh_seconds)
+        return cls(
+            settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy), similarity
+        )
 
     @property
     def papers(self) -> ReadModel:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
+import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +15,7 @@ from fastapi import HTTPException
 
 from arxiv_kedro.llm.summaries import language_name
 from arxiv_kedro.stores.documents import DocumentStore
+from arxiv_kedro.stores.relational.read_model import MARK_END, MARK_START
 from serving.taxonomy import Taxonomy
 
 RANKS = (("label", "probability"), ("label_2", "probability_2"), ("label_3", "probability_3"))
@@ -47,9 +51,17 @@ def texts(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def paper(row: dict[str, Any], summary: dict[str, Any] | None, taxonomy: Taxonomy) -> dict:
+def paper(
+    row: dict[str, Any],
+    summary: dict[str, Any] | None,
+    taxonomy: Taxonomy,
+    category: str | None = None,
+) -> dict:
+    """A list item; listed in a `category`, it says whether it is a cross-list there."""
     prediction = row["prediction"]
+    cross_list = {} if category is None else {"cross_list": row["primary_category"] != category}
     return {
+        **cross_list,
         **{k: row[k] for k in ("arxiv_id", "version", "title", "authors", "primary_category")},
         "categories": row["categories"],
         "published": _iso(row["published"]),
@@ -65,6 +77,17 @@ def paper(row: dict[str, Any], summary: dict[str, Any] | None, taxonomy: Taxonom
             language for language, t in texts(summary or {}).items() if t["status"] == "done"
         ],
     }
+
+
+def hit(
+    row: dict[str, Any], summary: dict[str, Any] | None, taxonomy: Taxonomy, category: str | None
+) -> dict:
+    """A search result: the paper, its score and snippet (escaped HTML, matches in <mark>)."""
+    snippet = row["snippet"]
+    if snippet is not None:
+        snippet = html.escape(snippet, quote=False)
+        snippet = snippet.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return {**paper(row, summary, taxonomy, category), "score": row["score"], "snippet": snippet}
 
 
 def detail(row: dict[str, Any], summary: dict[str, Any] | None, taxonomy: Taxonomy) -> dict:
@@ -87,7 +110,40 @@ def detail(row: dict[str, Any], summary: dict[str, Any] | None, taxonomy: Taxono
         "summary": None
         if summary is None
         else {"version": summary["version"], "status": summary["status"], "texts": texts(summary)},
+        "versions": [
+            {
+                "version": n,
+                "date": _iso(row["published"])
+                if n == 1
+                else _iso(row["updated"])
+                if n == row["version"]
+                else None,
+            }
+            for n in range(1, row["version"] + 1)
+        ],
+        "bibtex": bibtex(row),
     }
+
+
+def bibtex(row: dict[str, Any]) -> str:
+    """A BibTeX entry as arXiv's own export writes it (@misc with eprint fields)."""
+    year = row["published"].year
+    first = row["authors"][0].split()[-1] if row["authors"] else "arxiv"
+    word = next(iter(re.findall(r"[a-z]{3,}", row["title"].lower())), "")
+    key = unicodedata.normalize("NFKD", f"{first}{year}{word}").encode("ascii", "ignore")
+    fields = {
+        "title": "{" + " ".join(row["title"].split()) + "}",
+        "author": " and ".join(row["authors"]) or None,
+        "year": str(year),
+        "eprint": row["arxiv_id"],
+        "archivePrefix": "arXiv",
+        "primaryClass": row["primary_category"],
+        "doi": row["doi"],
+        "journal": row["journal_ref"],
+        "url": row["abs_url"],
+    }
+    lines = [f"  {name} = {{{value}}}," for name, value in fields.items() if value]
+    return "@misc{" + re.sub(r"[^\w]", "", key.decode().lower()) + ",\n" + "\n".join(lines) + "\n}"
 
 
 def _iso(moment: datetime) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from arxiv_kedro.classification.registry import MODEL_NAME
 from serving.models import Categories, Problem, Stats
@@ -43,11 +43,17 @@ async def categories(svc: Svc) -> Any:
 
 
 @router.get("/stats", response_model=Stats, responses=ERRORS)
-async def stats(svc: Svc) -> Any:
-    """Totals, ingestion freshness, papers per day, and the champion model's evaluation."""
+async def stats(
+    svc: Svc,
+    days: Annotated[
+        int, Query(ge=1, le=20_000, description="papers per day over this many days")
+    ] = 90,
+) -> Any:
+    """Totals, ingestion freshness, papers per day (the `days` up to the newest paper), and
+    the champion model's evaluation."""
 
     def compute() -> dict:
-        found = svc.papers.stats(model_name=MODEL_NAME)
+        found = svc.papers.stats(model_name=MODEL_NAME, days=days)
         run = found["last_ingestion"]
         totals = {
             **found,
@@ -61,7 +67,7 @@ async def stats(svc: Svc) -> Any:
     # API notices by itself (ChampionModel), not when a pipeline writes a store.
     # The registry may be remote: asked from a worker thread.
     model = await anyio.to_thread.run_sync(_model, svc)
-    return {**json.loads(await svc.cached("stats", compute)), "model": model}
+    return {**json.loads(await svc.cached(f"stats:{days}", compute)), "model": model}
 
 
 def _model(svc: Services) -> dict | None:

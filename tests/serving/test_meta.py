@@ -3,6 +3,7 @@ from arXiv's taxonomy, the champion's evaluation."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import timedelta
 
@@ -88,15 +89,17 @@ def test_stats_agree_with_the_store(client: TestClient, world: World) -> None:
     assert run["started_at"] <= run["finished_at"]
 
 
-def test_papers_per_day_cover_the_90_days_up_to_the_newest_paper(
-    client: TestClient, world: World
+@pytest.mark.parametrize("span", [None, 7, 20_000])
+def test_papers_per_day_cover_the_days_up_to_the_newest_paper(
+    client: TestClient, world: World, span: int | None
 ) -> None:
     papers = world.corpus.papers.values()
     newest = max(paper.published for paper in papers)
-    recent = [p for p in papers if p.published > newest - timedelta(days=90)]
+    recent = [p for p in papers if p.published > newest - timedelta(days=span or 90)]
     expected = Counter((str(p.published.date()), p.primary_category) for p in recent)
 
-    per_day = client.get("/v1/stats").json()["papers_per_day"]
+    params = {} if span is None else {"days": span}
+    per_day = client.get("/v1/stats", params=params).json()["papers_per_day"]
 
     assert {(d["day"], d["category"]): d["papers"] for d in per_day} == expected
     assert sum(d["papers"] for d in per_day) == len(recent)
@@ -104,7 +107,7 @@ def test_papers_per_day_cover_the_90_days_up_to_the_newest_paper(
     days = [d["day"] for d in per_day]
     assert days == sorted(days)
     assert days[-1] == str(newest.date())
-    assert days[0] >= str((newest - timedelta(days=90)).date())
+    assert days[0] >= str((newest - timedelta(days=span or 90)).date())
 
 
 def test_stats_describe_the_champion(
@@ -126,3 +129,15 @@ def test_stats_describe_the_champion(
             assert scores[name] == pytest.approx(expected[name])
         assert scores["support"] == expected["support"] > 0
     assert model["trained_through"][:10] == stats["latest_published"][:10]
+
+
+def test_the_docs_page_loads_swagger_ui_from_the_api_itself(client: TestClient) -> None:
+    page = client.get("/docs")
+
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(assets)
+    assert all(a.startswith("/") for a in assets), assets  # nothing from a CDN
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -405,7 +406,7 @@ def test_a_paper_without_summary(client: TestClient, world: World) -> None:
     assert found["prediction"] is not None
 
 
-@pytest.mark.parametrize("suffix", ["", "v1", "v2", "v17"])
+@pytest.mark.parametrize("suffix", ["", "v1", "v2"])
 def test_an_old_style_id_with_or_without_a_version(
     client: TestClient, suffix: str, official_names: dict[str, str]
 ) -> None:
@@ -428,11 +429,56 @@ def test_an_old_style_id_with_or_without_a_version(
 
 def test_a_new_style_id_with_a_version(client: TestClient, world: World) -> None:
     arxiv_id = stored_order(world)[0]
+    latest = world.corpus.papers[arxiv_id].version
 
     plain = client.get(f"/v1/papers/{arxiv_id}").json()
-    versioned = client.get(f"/v1/papers/{arxiv_id}v3").json()
+    versioned = client.get(f"/v1/papers/{arxiv_id}v{latest}").json()
 
     assert versioned == plain
+
+
+@pytest.mark.parametrize("suffix", ["v3", "v17"])
+def test_a_version_that_does_not_exist_is_not_found_naming_the_latest(
+    client: TestClient, suffix: str
+) -> None:
+    response = client.get(f"/v1/papers/{OLD_STYLE_ID}{suffix}")
+
+    assert response.status_code == 404
+    assert "latest is v2" in response.json()["detail"]
+
+
+def test_versions_list_each_version_with_the_dates_known(client: TestClient) -> None:
+    found = client.get(f"/v1/papers/{OLD_STYLE_ID}").json()
+
+    assert found["versions"] == [
+        {"version": 1, "date": found["published"]},
+        {"version": 2, "date": found["updated"]},
+    ]
+
+
+def test_bibtex_cites_the_paper_as_arxiv_exports_it(client: TestClient, world: World) -> None:
+    for arxiv_id in (OLD_STYLE_ID, stored_order(world)[0]):
+        paper = world.corpus.papers[arxiv_id]
+        bibtex = client.get(f"/v1/papers/{arxiv_id}").json()["bibtex"]
+
+        assert re.fullmatch(r"@misc\{[a-z0-9]+,\n(  \w+ = \{.+\},\n)+\}", bibtex), bibtex
+        assert f"  eprint = {{{arxiv_id}}}," in bibtex
+        assert f"  primaryClass = {{{paper.primary_category}}}," in bibtex
+        assert f"  author = {{{' and '.join(paper.authors)}}}," in bibtex
+        assert f"  year = {{{paper.published.year}}}," in bibtex
+        assert "  title = {{" + " ".join(paper.title.split()) + "}}," in bibtex
+
+
+@pytest.mark.parametrize(("category", "cross_list"), [("hep-th", False), ("hep-ph", True)])
+def test_a_listing_by_category_marks_cross_lists(
+    client: TestClient, category: str, cross_list: bool
+) -> None:
+    items = walk(client, category=category, limit=100)
+    [paper] = [item for item in items if item["arxiv_id"] == OLD_STYLE_ID]
+
+    assert paper["cross_list"] is cross_list
+    assert all(item["cross_list"] is (item["primary_category"] != category) for item in items)
+    assert "cross_list" not in client.get("/v1/papers").json()["items"][0]
 
 
 @pytest.mark.parametrize(

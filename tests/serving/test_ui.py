@@ -4,6 +4,7 @@ world's papers: what a user sees and does. Screenshots of each view go to $UI_SC
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from arxiv_kedro.classification import registry
 from tests.conftest import free_port
 from tests.serving.conftest import API_KEY, OLD_STYLE_ID, Champion, World, monitor
 from tests.serving.test_papers import stored_order, summary_kinds
+from tests.support.atom import valid_atom
 from tests.support.ui import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -24,6 +26,7 @@ from tests.support.ui import (
     open_view,
     running_ui,
     screenshot,
+    wait_idle,
 )
 
 CHART = '[data-testid="stVegaLiteChart"]'
@@ -177,9 +180,11 @@ def test_browse_loads_more_and_filters_by_category(
     primary = first["primary_category"]
     expect(result).to_contain_text(f"arXiv: {official_names[primary]} ({primary})")
     predicted = first["predicted_category"]
-    expect(result).to_contain_text(
-        f"predicted: {predicted['name']} ({predicted['category']}) {predicted['probability']:.0%}"
-    )
+    badge = f"predicted: {predicted['name']} ({predicted['category']}) "
+    if predicted["category"] == primary:  # the model agrees: nothing to add
+        expect(result).not_to_contain_text("predicted:")
+    else:
+        expect(result).to_contain_text(badge + f"{predicted['probability']:.0%}")
     screenshot(page, "browse")
 
     category = page.get_by_test_id("stSelectbox").filter(has_text="Category")
@@ -315,6 +320,18 @@ def test_classify_an_abstract(
     screenshot(page, "classify")
 
 
+def test_classify_warns_about_text_that_is_no_abstract(
+    page: Page, ui_url: str, embedded: World
+) -> None:
+    classify(page, ui_url, "asdf qwer", "zxcv uiop hjkl 12345 !!!")
+
+    expect(page.get_by_text("This does not read like an abstract (3 words")).to_be_visible()
+    title, abstract = embedded.corpus.unseen[["title", "abstract"]].iloc[0]
+    classify(page, ui_url, title, abstract)
+    expect(page.get_by_role("heading", name=re.compile("Best fit"))).to_be_visible()
+    expect(page.get_by_text("This does not read like an abstract")).to_have_count(0)
+
+
 def test_classify_without_the_key_shows_why_the_api_refused(
     page: Page, keyless_ui_url: str
 ) -> None:
@@ -441,3 +458,116 @@ def test_search_and_open_a_paper_on_prod(
         page.get_by_role("button", name=title).click()
 
         expect_paper(page, get(prod_api, f"/v1/papers/{OLD_STYLE_ID}"), champion)
+
+
+# --- researcher features ------------------------------------------------------------------------
+
+
+def test_search_within_a_category_and_reload_restores_it(
+    page: Page, ui_url: str, embedded_api: str
+) -> None:
+    params = {"q": "galaxy", "category": "astro-ph.CO", "sort": "newest"}
+    found = get(embedded_api, "/v1/search", **params, limit=PAGE_SIZE)
+    open_view(page, ui_url, "browse", **params)
+
+    expected = [item["arxiv_id"] for item in found["items"]]
+    expect_shown_of(page, expected, found["total"])
+    page.reload()
+    wait_idle(page)
+
+    expect(page.get_by_role("textbox", name="Search", exact=True)).to_have_value("galaxy")
+    expect_shown_of(page, expected, found["total"])
+    assert "category=astro-ph.CO" in page.url and "sort=newest" in page.url
+    expect(page.locator("mark").first).to_be_visible()  # the matched words, highlighted
+
+
+def expect_shown_of(page: Page, arxiv_ids: list[str], total: int) -> None:
+    keys = [
+        re.compile(rf"(^|\s)st-key-open-{i}-{re.sub(r'[^a-zA-Z0-9_-]', '-', a)}(\s|$)")
+        for i, a in enumerate(arxiv_ids)
+    ]
+    expect(page.locator(RESULT)).to_have_class(keys)
+    expect(page.get_by_text(f"{total:,} matches in all", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize("q", ["*", "co:42 pages"])
+def test_a_query_with_nothing_to_search_shows_a_hint(page: Page, ui_url: str, q: str) -> None:
+    open_view(page, ui_url, "browse", q=q)
+
+    expect(page.get_by_text("use ti: (title)" if ":" in q else "Type words")).to_be_visible()
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+    no_traceback(page)
+
+
+def test_an_author_page_lists_their_papers(
+    page: Page, ui_url: str, embedded_api: str, embedded: World
+) -> None:
+    paper = embedded.corpus.papers[OLD_STYLE_ID]
+    open_view(page, ui_url, "paper", id=OLD_STYLE_ID)
+    link = page.get_by_role("link", name=paper.authors[0]).first
+    expect(link).to_have_attribute("href", re.compile(r"page=author&name="))
+
+    open_view(page, ui_url, "author", name=paper.authors[0])
+
+    found = get(embedded_api, f"/v1/authors/{paper.authors[0]}/papers")
+    expect(page.get_by_role("heading", name=paper.authors[0])).to_be_visible()
+    titles = [item["title"] for item in found["items"]]
+    for title in titles:
+        expect(page.get_by_role("button", name=title)).to_be_visible()
+
+
+def test_a_paper_shows_similar_papers_versions_and_bibtex(
+    page: Page, ui_url: str, embedded_api: str
+) -> None:
+    open_view(page, ui_url, "paper", id=OLD_STYLE_ID)
+
+    similar = get(embedded_api, f"/v1/papers/{OLD_STYLE_ID}/similar", limit=5)["items"]
+    for item in similar:
+        expect(page.get_by_role("button", name=item["title"])).to_be_visible()
+    expect(page.get_by_text("v2: 9 Nov 1998")).to_be_visible()
+    expect(page.get_by_text("v1: 14 Sep 1998")).to_be_visible()
+    expect(page.get_by_text(f"eprint = {{{OLD_STYLE_ID}}}")).to_be_visible()
+    screenshot(page, "paper-similar")
+
+
+def test_tag_a_paper_then_see_recommendations(
+    page: Page, ui_url: str, embedded_api: str, embedded: World
+) -> None:
+    tag = f"ui-{uuid.uuid4().hex[:8]}"
+    arxiv_id = stored_order(embedded)[0]
+    open_view(page, ui_url, "paper", id=arxiv_id)
+    page.get_by_role("textbox", name="Tag").fill(tag)
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_text(f"Tagged “{tag}”")).to_be_visible()
+
+    open_view(page, ui_url, "library", tag=tag)
+
+    title = embedded.corpus.papers[arxiv_id].title
+    expect(page.get_by_role("heading", name=tag)).to_be_visible()
+    expect(page.get_by_role("button", name=title).first).to_be_visible()
+    page.get_by_role("tab", name="Recommended for you").click()
+    recommended = httpx.get(
+        f"{embedded_api}/v1/me/recommendations",
+        params={"tag": tag},
+        headers={"X-API-Key": API_KEY},
+        timeout=30,
+    ).json()["items"]
+    assert recommended
+    expect(page.get_by_role("button", name=recommended[0]["title"]).first).to_be_visible()
+    screenshot(page, "library")
+
+
+def test_a_category_links_its_atom_feed(page: Page, ui_url: str, embedded_api: str) -> None:
+    open_view(page, ui_url, "browse", category="astro-ph.GA")
+
+    link = page.get_by_role("link", name="Atom feed of astro-ph.GA")
+    href = f"{embedded_api}/feeds/categories/astro-ph.GA"
+    expect(link).to_have_attribute("href", href)
+    valid_atom(httpx.get(href, timeout=30).content)
+
+
+def test_no_deploy_button_nor_api_address(page: Page, ui_url: str, embedded_api: str) -> None:
+    open_view(page, ui_url, "browse")
+
+    expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
+    assert embedded_api not in page.inner_text('[data-testid="stSidebar"]')

@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,7 +21,14 @@ from arxiv_kedro.sources import Checkpoint
 from arxiv_kedro.stores import StoreError, schema
 from arxiv_kedro.stores.relational.engine import Database
 from arxiv_kedro.stores.relational.ingestion import Counts, IngestionStore, author_id
-from arxiv_kedro.stores.relational.read_model import ReadModel
+from arxiv_kedro.stores.relational.read_model import (
+    MARK_END,
+    MARK_START,
+    QuerySyntaxError,
+    ReadModel,
+    SearchQuery,
+    parse_query,
+)
 from tests.support.arxiv_server import load_corpus
 
 PUBLISHED = datetime(2025, 3, 18, 9, 30, tzinfo=UTC)
@@ -311,10 +319,10 @@ def test_opening_twice_migrates_once_and_keeps_data(
         caplog.clear()
         second = Database.open(store_url)
 
-    assert len(migrations) == 4  # 0001 … 0004
+    assert len(migrations) == 5  # 0001 … 0005
     assert not [r for r in caplog.records if "Running upgrade" in r.message]
     with second.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0004",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0005",)]
     assert second.count() == 1
     first.engine.dispose()
     second.engine.dispose()
@@ -388,18 +396,47 @@ def test_search_ranks_the_latest_stored_candidates_title_words_first(store: Data
     write(store, in_abstract, in_title, unrelated)
     write(store, newest)
 
-    found = ReadModel(store).search("quasar", model_name="m")
+    def search(text: str, **options: Any) -> list[dict[str, Any]]:
+        rows, total = ReadModel(store).search(parse_query(text), model_name="m", **options)
+        assert total == min(len(rows), options.get("candidates", total)) or "offset" in options
+        return rows
+
+    found = search("quasar")
     assert [row["arxiv_id"] for row in found][:1] == ["2503.00002"]
     assert {row["arxiv_id"] for row in found} == {"2503.00001", "2503.00002", "2503.00004"}
     assert all(row["score"] > 0 for row in found)
+    [snippet] = [row["snippet"] for row in found if row["arxiv_id"] == "2503.00001"]
+    assert snippet.startswith(f"{MARK_START}Quasars{MARK_END} seen in the radio band")
 
-    latest_two = ReadModel(store).search("quasars", model_name="m", candidates=2)
+    latest_two = search("quasars", candidates=2)
     assert {row["arxiv_id"] for row in latest_two} == {"2503.00002", "2503.00004"}
-    assert [
-        r["arxiv_id"] for r in ReadModel(store).search("quasars", model_name="m", offset=1, limit=1)
-    ] == [[row["arxiv_id"] for row in found][1]]
-    with pytest.raises(ValueError, match="no word"):
-        ReadModel(store).search("?! --", model_name="m")
+    assert [r["arxiv_id"] for r in search("quasars", offset=1, limit=1)] == [
+        [row["arxiv_id"] for row in found][1]
+    ]
+    assert [row["arxiv_id"] for row in search("ti:quasars")] == ["2503.00002"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("?! --", SearchQuery()),
+        ("*", SearchQuery()),
+        ('dark "matter halo"', SearchQuery(((None, "dark"), (None, "matter halo")))),
+        ("ti:galaxy abs:dark", SearchQuery((("title", "galaxy"), ("abstract", "dark")))),
+        ('au:"le cun" AU: Hinton', SearchQuery(authors=("le cun", "Hinton"))),
+        ("cat:cs.CL cat:astro-ph x", SearchQuery(((None, "x"),), categories=("cs.CL", "astro-ph"))),
+        ("dark:matter", SearchQuery(((None, "dark"), (None, "matter")))),
+        ("all:quasar", SearchQuery(((None, "quasar"),))),
+    ],
+)
+def test_a_search_text_is_words_phrases_and_fields(text: str, expected: SearchQuery) -> None:
+    assert parse_query(text) == expected
+
+
+@pytest.mark.parametrize("text", ["co:42", "x jr:ApJ", "rn:CERN-1", "id:2501.00001"])
+def test_a_field_the_search_lacks_is_an_error_naming_it(text: str) -> None:
+    with pytest.raises(QuerySyntaxError, match=text.split(":")[0].split()[-1].lower() + ":"):
+        parse_query(text)
 
 
 @pytest.mark.postgres

@@ -11,6 +11,7 @@ project), as it does for the pipelines.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +102,15 @@ def load(
             f"no model {name!r} {wanted} in the registry at {masked(uri)}: "
             "train one with `kedro run --pipeline training`"
         ) from exc
-    mlflow.set_registry_uri(uri)  # where `models:/` URIs resolve, for this process
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}")
-    # The pyfunc model runs a Kedro pipeline per call; the entry point calls the model itself.
-    pipeline_model = pyfunc.unwrap_python_model()
-    model = pipeline_model.loaded_catalog.load("classifier")
+    # A copy is loaded: loading `models:/…` straight from a local artifact store writes
+    # `registered_model_meta` into the store, which may be read-only (e.g. mounted in the API).
+    with tempfile.TemporaryDirectory(prefix="arxiv-model-") as copy:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=registry.get_model_version_download_uri(name, found.version),
+            dst_path=copy,
+            tracking_uri=uri,
+        )
+        pyfunc = mlflow.pyfunc.load_model(local)
+        # The pyfunc model runs a Kedro pipeline per call; the entry point calls the model.
+        model = pyfunc.unwrap_python_model().loaded_catalog.load("classifier")
     return Classifier(name=name, version=str(found.version), model=model, run_id=found.run_id)

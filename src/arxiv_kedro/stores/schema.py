@@ -201,3 +201,14 @@ monitoring_runs = Table(
     Column("retrain_recommended", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
 )
+
+# Each API key's user (a hash of the key, never the key) tags papers; no foreign key, as for the
+# link tables: a paper is never deleted, and `Library` tags only papers it found.
+library_tags = Table(
+    "library_tags",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("paper_id", Integer, primary_key=True, autoincrement=False),
+    Column("tagged_at", UTCDateTime, nullable=False),
+)
