@@ -155,6 +155,16 @@ def test_smoke_snapshot_run(project: Path, shared_data: Path) -> None:
     assert len(set(paper_ids(sqlite_url(project)))) == 200
 
 
+def test_the_backfill_pipeline_runs_by_its_name(project: Path, shared_data: Path) -> None:
+    snapshot = shared_data / "snapshot" / "kaggle-head-0704.0001-0200.jsonl"
+
+    result = kedro_run(project, "--pipeline", "backfill", ARXIV_SNAPSHOT=str(snapshot))
+
+    assert result.returncode == 0, result.stdout
+    assert "fetched 200 / new 200 /" in result.stdout
+    assert "Summarization done" not in result.stdout  # the backfill alone
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_api_run_into_sqlite_and_postgres_stores_the_same_papers(
