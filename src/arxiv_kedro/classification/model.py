@@ -55,7 +55,7 @@ class TextClassifier:
     class_weight: str | None = "balanced"
     half_life_days: float | None = None
     calibration_fraction: float = 0.15
-    tol: float = 1e-4
+    tol: float = 1e-3
     n_jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     classes_: np.ndarray | None = field(default=None, init=False)
     coef_: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -89,10 +89,11 @@ class TextClassifier:
                     sublinear_tf=True,
                     dtype=np.float32,
                 )
-                vectorizer.fit(texts)
+                block = vectorizer.fit_transform(texts)
                 vectorizer.stop_words_ = None  # the n-grams cut by min_df/max_df: not needed
                 self._vectorizers[name] = vectorizer
-            block = self._vectorizers[name].transform(texts)
+            else:
+                block = self._vectorizers[name].transform(texts)
             blocks.append(block * self.title_weight if name == "title" else block)
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
@@ -113,15 +114,18 @@ class TextClassifier:
             weights = weights * 0.5 ** (age / self.half_life_days)
         return weights * (len(weights) / weights.sum())
 
-    def _fit_linear(self, frame: pd.DataFrame, labels: np.ndarray) -> None:
-        """One-vs-rest logistic regressions, one thread per core (liblinear releases the GIL):
-        on two cores several times faster than one multinomial fit, and as accurate."""
-        features = self._features(frame, fit=True)
-        weights = self._weights(labels, frame.get("published"))
+    def _fit_linear(
+        self, features: sp.csr_matrix, labels: np.ndarray, published: pd.Series | None
+    ) -> None:
+        """One-vs-rest logistic regressions, one thread per core (liblinear releases the GIL).
+
+        liblinear's dual solver: with far more features than papers it is ~10x faster than the
+        primal one, and ~50x faster than a multinomial lbfgs fit on two cores."""
+        weights = self._weights(labels, published)
         classes, encoded = np.unique(labels, return_inverse=True)
 
         def one_class(k: int) -> tuple[np.ndarray, float]:
-            model = LogisticRegression(C=self.C, solver="liblinear", tol=self.tol)
+            model = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=self.tol)
             model.fit(features, encoded == k, sample_weight=weights)
             return model.coef_.ravel(), float(model.intercept_[0])
 
@@ -136,25 +140,28 @@ class TextClassifier:
         """Fit on papers ordered oldest first (`frame` has `title`, `abstract` and, for
         `half_life_days`, `published`).
 
-        With calibration, the model is first fitted without the newest `calibration_fraction`
-        of the papers, which then fit the temperature (how sure the model may be of papers
-        newer than its training data); the model is refitted on every paper at the end.
+        The vocabulary and its IDF come from every paper's text. With calibration, the
+        regressions are first fitted without the newest `calibration_fraction` of the papers,
+        whose labels then fit the temperature (how sure the model may be of papers newer than
+        its training data); the regressions are refitted on every paper at the end.
         """
         labels = np.asarray(labels, dtype=object)
         if len(np.unique(labels)) < 3:
             raise ValueError("need papers of at least 3 categories to rank a top 3")
+        features = self._features(frame, fit=True)
+        published = frame.get("published")
         n_fit = len(frame) - int(len(frame) * self.calibration_fraction)
         temperature = 1.0
         if n_fit < len(frame) and len(np.unique(labels[:n_fit])) >= 3:
-            self._fit_linear(frame.iloc[:n_fit], labels[:n_fit])
-            newest = frame.iloc[n_fit:]
-            temperature = self._temperature(self._scores(newest), labels[n_fit:])
-        self._fit_linear(frame, labels)
+            older = None if published is None else published.iloc[:n_fit]
+            self._fit_linear(features[:n_fit], labels[:n_fit], older)
+            temperature = self._temperature(self._linear(features[n_fit:]), labels[n_fit:])
+        self._fit_linear(features, labels, published)
         self.temperature_ = temperature
         return self
 
-    def _scores(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self._features(frame) @ self.coef_) + self.intercept_
+    def _linear(self, features: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(features @ self.coef_) + self.intercept_
 
     def _temperature(self, scores: np.ndarray, truth: np.ndarray) -> float:
         """The softmax temperature that maximises the likelihood of the true labels."""
@@ -175,7 +182,7 @@ class TextClassifier:
         """Probabilities per paper (rows) and class (`classes_`, columns)."""
         if self.classes_ is None:
             raise ValueError("the classifier is not fitted")
-        return _softmax(self._scores(frame) / self.temperature_)
+        return _softmax(self._linear(self._features(frame)) / self.temperature_)
 
     def predict_top3(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per paper with `OUTPUT_COLUMNS`."""
