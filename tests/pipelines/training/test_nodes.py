@@ -505,7 +505,9 @@ def test_a_champion_evaluated_elsewhere_is_scored_on_the_same_unseen_papers(
             return registry.Classifier(self.name, self.version, weaker)
 
     tags = {"evaluation_fingerprint": "another evaluation"}
-    champion = Loaded(registry.MODEL_NAME, "7", tags | {"trained_through": "2025-01-01"})
+    champion = Loaded(
+        registry.MODEL_NAME, "7", tags | {"trained_through": "2025-01-01T00:00+00:00"}
+    )
     decision = decide_promotion(holdout_model, evaluation, report, papers, champion, PARAMS)
 
     truth = evaluation.label.to_numpy(dtype=object)
