@@ -92,7 +92,7 @@ def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProc
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
+        timeout=300,  # a training run fits the model 5 times; the machine may be shared
     )
 
 
