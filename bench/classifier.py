@@ -165,7 +165,7 @@ def main() -> None:
         for name, candidate in CANDIDATES:
             print(f"training: {name} …", flush=True)
             load = os.getloadavg()[0]
-            run = kedro(project, env, "--pipelines", "training", "--params",
+            run = kedro(project, env, "--pipeline", "training", "--params",
                         f"training.candidate={candidate}")  # fmt: skip
             reports = project / "data" / "08_reporting"
             rolling = json.loads((reports / "rolling_origin_report.json").read_text())
@@ -176,7 +176,7 @@ def main() -> None:
                   f", promoted: {decision['promote']}", flush=True)  # fmt: skip
         f1_plot([(r[0], r[2]) for r in results], DOCS / "benchmarks-classifier-f1.svg")
         print("batch inference pipeline …", flush=True)
-        inference = kedro(project, env, "--pipelines", "inference")
+        inference = kedro(project, env, "--pipeline", "inference")
         labeled = json.loads((project / "data/08_reporting/inference_report.json").read_text())
         size = model_mib(tracking_uri)
         rates = speed(tracking_uri, store_url)
