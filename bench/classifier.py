@@ -30,8 +30,8 @@ from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 from tests.support.pipelines import backfill  # noqa: E402
 
 KEDRO = Path(sys.executable).parent / "kedro"
-# (name, `training.candidate`), in the order of the runs: the baseline takes the champion
-# alias first, so the default candidate has to get through the gate against it.
+# (name, `training.candidate`), in the order of the runs: the baseline first, so that the
+# default candidate meets the gate after it (the table says which run took the alias).
 CANDIDATES = [
     ("baseline: TF-IDF 1-2 grams of title + abstract, balanced LR", "baseline"),
     ("linear (default)", "linear"),
