@@ -152,7 +152,7 @@ def test_calibration_fits_a_temperature_on_the_newest_papers(
     assert model.temperature_ != 1.0
     assert uncalibrated.temperature_ == 1.0
     # same weights (both are refitted on every training paper), probabilities rescaled
-    np.testing.assert_allclose(model.coef_, uncalibrated.coef_, atol=1e-4)
+    np.testing.assert_allclose(model.coef_, uncalibrated.coef_, atol=1e-3)  # liblinear tol
     truth = held_out.label.to_numpy(dtype=object)
     ece = {
         name: evaluate(m.predict_proba(held_out), m.classes_, truth)["metrics"]["ece"]

@@ -123,6 +123,10 @@ class TextClassifier:
         primal one, and ~50x faster than a multinomial lbfgs fit on two cores."""
         weights = self._weights(labels, published)
         classes, encoded = np.unique(labels, return_inverse=True)
+        # What liblinear takes, made once: the threads must not convert (or sort the indices
+        # of) the matrix they share, each on its own.
+        features = sp.csr_matrix(features, dtype=np.float64)
+        features.sort_indices()
 
         def one_class(k: int) -> tuple[np.ndarray, float]:
             model = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=self.tol)
