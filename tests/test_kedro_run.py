@@ -92,7 +92,7 @@ def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProc
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,  # a hang guard; a busy 2-core machine needs a minute for imports alone
+        timeout=300,  # a hang guard: a training run fits 5 times, on a possibly busy machine
     )
 
 

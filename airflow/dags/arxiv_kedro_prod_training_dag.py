@@ -55,6 +55,7 @@ def pipeline_tasks(params: dict[str, object]) -> None:
         return kedro_run(
             [
                 "fit_final_classifier",
+                "rolling_origin_evaluation",
                 "split_by_time",
                 "fit_holdout_classifier",
                 "evaluate_classifier",

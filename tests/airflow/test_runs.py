@@ -42,7 +42,7 @@ LOOKBACK = timedelta(days=7)
 TRAINING = {
     "min_examples": 15,
     "min_class_support": 5,
-    "model": {"n_features": 65536},
+    "rolling_origin": {"period": "W", "origins": 1, "horizon": 1},
     "gate": {"min_papers": 10, "max_ece": 1.0},
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -17,14 +18,17 @@ from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from arxiv_kedro.classification import registry
+from arxiv_kedro.classification.evaluation import evaluate
 from arxiv_kedro.classification.model import TextClassifier
 from arxiv_kedro.pipelines.training.nodes import (
     decide_promotion,
     evaluate_classifier,
     evaluation_fingerprint,
+    fit_classifier,
     fit_final_classifier,
     label_set,
     predict,
+    rolling_origin_evaluation,
     split_by_time,
 )
 from tests.classification.test_model import snapshot_papers
@@ -37,8 +41,20 @@ PARAMS = {
     "evaluation_fraction": 0.25,
     "min_examples": MIN_EXAMPLES,
     "min_class_support": 20,
-    "model": {"n_features": 2**16, "n_jobs": 1, "bias_steps": 1},
-    "gate": {"metric": "macro_f1", "min_improvement": 0.0, "min_papers": 50, "max_ece": 0.1},
+    "candidate": "linear",
+    "candidates": {
+        "linear": {"min_df": 2, "n_jobs": 1},
+        "baseline": {"fields": "joined", "min_df": 2, "n_jobs": 1, "calibration_fraction": 0},
+    },
+    "rolling_origin": {"period": "M", "origins": 2, "horizon": 1},
+    "gate": {
+        "metric": "macro_f1",
+        "min_improvement": 0.0,
+        "top3_tolerance": 0.002,
+        "ece_tolerance": 0.005,
+        "min_papers": 50,
+        "max_ece": 0.1,
+    },
 }
 
 
@@ -55,7 +71,7 @@ def split(papers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 @pytest.fixture(scope="module")
 def holdout_model(split) -> TextClassifier:
     train, _, _ = split
-    return TextClassifier(**PARAMS["model"]).fit(train, train.label.tolist())
+    return TextClassifier(**PARAMS["candidates"]["linear"]).fit(train, train.label.tolist())
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +155,65 @@ def test_training_on_an_empty_store_says_to_ingest_first(papers: pd.DataFrame) -
 
 
 def test_final_classifier_learns_the_labels_of_the_whole_store(papers: pd.DataFrame) -> None:
-    params = PARAMS | {"model": PARAMS["model"] | {"calibration_fraction": 0}}
-
-    model = fit_final_classifier(papers, params)
+    model = fit_final_classifier(papers, PARAMS | {"candidate": "baseline"})
 
     # cs.HC has < 200 papers in the whole sample too: not a label
     assert list(model.classes_) == label_set(papers.label, MIN_EXAMPLES) == LABELS
+
+
+# --- candidates and the rolling origin -----------------------------------------------------
+
+
+def test_the_candidate_parameter_chooses_the_recipe(split) -> None:
+    train, _, _ = split
+    sample = train.iloc[::3]
+
+    baseline = fit_classifier(sample, PARAMS | {"candidate": "baseline"})
+
+    assert (baseline.fields, baseline.calibration_fraction) == ("joined", 0)
+    assert list(baseline._vectorizers) == ["text"]
+    with pytest.raises(ValueError, match=r"unknown training.candidate 'svm': use one of "):
+        fit_classifier(sample, PARAMS | {"candidate": "svm"})
+
+
+@pytest.fixture(scope="module")
+def rolling(papers: pd.DataFrame) -> tuple[dict, dict]:
+    return rolling_origin_evaluation(papers, PARAMS)
+
+
+def test_rolling_origin_fits_on_earlier_months_and_evaluates_the_next(papers, rolling) -> None:
+    metrics, report = rolling
+    month = papers.published.dt.tz_localize(None).dt.to_period("M")
+    newest = month.max()
+
+    assert [o["origin"] for o in report["origins"]] == [str(newest - 1), str(newest)]
+    for result in report["origins"]:
+        origin = pd.Period(result["origin"])
+        labels = label_set(papers.label[month < origin], MIN_EXAMPLES)
+        assert len(labels) >= 3
+        assert result["train_papers"] == (papers.label[month < origin].isin(labels)).sum()
+        later = papers[month == origin]
+        assert result["papers"] == later.label.isin(labels).sum() > 0
+        assert set(result["f1"]) <= set(labels) | {"cs.HC"}
+        assert 0.7 < result["accuracy"] <= result["top3_accuracy"] <= 1
+    for name in ("accuracy", "macro_f1", "top3_accuracy", "ece"):
+        per_origin = [o[name] for o in report["origins"]]
+        assert report["metrics"][name] == pytest.approx(np.mean(per_origin))
+        assert metrics[name] == {"value": report["metrics"][name], "step": 0}
+        assert metrics[f"origin.{name}"] == [
+            {"value": value, "step": i} for i, value in enumerate(per_origin)
+        ]
+    assert (report["candidate"], report["period"], report["horizon"]) == ("linear", "M", 1)
+    assert set(report["mean_f1"]) == set().union(*(o["f1"] for o in report["origins"]))
+
+
+def test_rolling_origin_needs_enough_earlier_papers(papers: pd.DataFrame) -> None:
+    params = PARAMS | {"rolling_origin": {"period": "M", "origins": 12, "horizon": 1}}
+
+    with pytest.raises(ValueError, match=r"only 0 categories have ≥ 200 earlier papers"):
+        rolling_origin_evaluation(papers, params)
+    with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
+        rolling_origin_evaluation(papers.iloc[:0], PARAMS)
 
 
 # --- evaluation ---------------------------------------------------------------------------
@@ -280,11 +349,16 @@ def gate(model_registry: MlflowClient, holdout_model, split, evaluated, papers):
     return decide
 
 
-def champion_tags(fingerprint: str, macro_f1: float, trained_through: str) -> dict[str, str]:
+def champion_tags(
+    fingerprint: str, macro_f1: float, trained_through: str, *, top3: float = 0.0, ece: float = 1.0
+) -> dict[str, str]:
+    """A champion's tags; by default its top-3 accuracy and ECE are as bad as can be."""
     return {
         "evaluation_fingerprint": fingerprint,
         "trained_through": trained_through,
         "evaluation.macro_f1": str(macro_f1),
+        "evaluation.top3_accuracy": str(top3),
+        "evaluation.ece": str(ece),
     }
 
 
@@ -337,7 +411,7 @@ def test_a_better_champion_on_the_same_papers_stays(gate, split, evaluated) -> N
     assert decision["champion"] == pytest.approx(better)
     assert decision["candidate"] == candidate
     assert "does not beat champion v2" in decision["reason"]
-    assert "the champion's score on the same evaluation papers" in decision["reason"]
+    assert "the champion's scores on the same evaluation papers" in decision["reason"]
 
 
 def test_a_worse_champion_on_the_same_papers_is_replaced(gate, split, evaluated) -> None:
@@ -379,3 +453,72 @@ def test_a_badly_calibrated_model_is_never_promoted(gate, evaluated) -> None:
 
     assert decision["promote"] is False
     assert decision["reason"].startswith("ECE ") and "gate.max_ece" in decision["reason"]
+
+
+def test_a_better_macro_f1_with_a_worse_top3_or_ece_is_not_promoted(gate, split, evaluated) -> None:
+    _, evaluation, _ = split
+    ours = evaluated[1]["metrics"]
+    tags = champion_tags(
+        evaluation_fingerprint(evaluation),
+        ours["macro_f1"] - 0.05,
+        "2025",
+        top3=ours["top3_accuracy"],
+        ece=ours["ece"],
+    )
+
+    assert gate(tags)["promote"] is True
+    lower_top3 = gate(tags | {"evaluation.top3_accuracy": str(ours["top3_accuracy"] + 0.003)})
+    higher_ece = gate(tags | {"evaluation.ece": str(ours["ece"] - 0.006)})
+    tolerated = gate(
+        tags
+        | {"evaluation.top3_accuracy": str(ours["top3_accuracy"] + 0.001)}
+        | {"evaluation.ece": str(ours["ece"] - 0.004)}
+    )
+
+    assert lower_top3["promote"] is False
+    assert "top3_accuracy" in lower_top3["reason"]
+    assert "is worse by more than gate.top3_tolerance 0.002" in lower_top3["reason"]
+    assert "ece" in lower_top3["reason"] and "within tolerance" in lower_top3["reason"]
+    assert higher_ece["promote"] is False
+    assert "is worse by more than gate.ece_tolerance 0.005" in higher_ece["reason"]
+    assert tolerated["promote"] is True
+    assert "beats champion v2" in tolerated["reason"]
+    assert tolerated["champion_scores"]["ece"] == pytest.approx(ours["ece"] - 0.004)
+    assert tolerated["candidate_scores"] == {
+        name: ours[name] for name in ("macro_f1", "top3_accuracy", "ece")
+    }
+
+
+def test_a_champion_evaluated_elsewhere_is_scored_on_the_same_unseen_papers(
+    holdout_model, split, evaluated, papers
+) -> None:
+    """Different evaluation data: both models score the evaluation papers newer than the
+    champion's training data, on all three figures."""
+    train, evaluation, _ = split
+    _, report, _ = evaluated
+    older = train.iloc[: len(train) // 2]
+    weaker = TextClassifier(**PARAMS["candidates"]["linear"]).fit(older, older.label)
+
+    @dataclass(frozen=True)
+    class Loaded(registry.RegisteredVersion):
+        def load(self):  # the registry's loading is tested with real versions elsewhere
+            return registry.Classifier(self.name, self.version, weaker)
+
+    tags = {"evaluation_fingerprint": "another evaluation"}
+    champion = Loaded(
+        registry.MODEL_NAME, "7", tags | {"trained_through": "2025-01-01T00:00+00:00"}
+    )
+    decision = decide_promotion(holdout_model, evaluation, report, papers, champion, PARAMS)
+
+    truth = evaluation.label.to_numpy(dtype=object)
+    theirs = evaluate(weaker.predict_proba(evaluation), weaker.classes_, truth)["metrics"]
+    assert decision["champion_scores"] == {
+        name: pytest.approx(theirs[name]) for name in ("macro_f1", "top3_accuracy", "ece")
+    }
+    assert decision["candidate_scores"]["macro_f1"] == pytest.approx(report["metrics"]["macro_f1"])
+    assert f"both scored on {len(evaluation):,} papers newer than" in decision["reason"]
+    assert decision["promote"] is (
+        decision["candidate"] > decision["champion"]
+        and decision["candidate_scores"]["top3_accuracy"] >= theirs["top3_accuracy"] - 0.002
+        and decision["candidate_scores"]["ece"] <= theirs["ece"] + 0.005
+    )

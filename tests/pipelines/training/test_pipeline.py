@@ -41,10 +41,10 @@ UNTIL = "2025-10-01"
 UNSEEN_PER_CATEGORY = 10
 TRAINING = {
     "min_examples": 50,
-    "model": {"n_features": 65536, "n_jobs": 2},
+    "rolling_origin": {"origins": 2, "horizon": 1},
     "gate": {"min_papers": 50},
 }
-WORSE = {"model": {"C": 0.00001, "bias_steps": 0}}
+WORSE = {"candidates": {"linear": {"C": 0.00001}}}
 FORCED = {"gate": {"min_improvement": -1}}
 CHAMPION = f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}"
 
@@ -187,11 +187,17 @@ def test_training_registers_a_champion_that_serves_the_pyfunc_contract(
     assert metrics["evaluation.macro_f1_classes"] == len(LABELS)
     assert logged.data.tags["champion_gate.promoted"] == "true"
     assert logged.data.tags["champion_gate.reason"] == "no champion yet"
-    assert logged.data.params["training.model.n_features"] == "65536"
+    assert logged.data.params["training.candidate"] == "linear"
+    for name in ("accuracy", "macro_f1", "top3_accuracy", "ece"):
+        assert 0 <= metrics[f"rolling_origin.{name}"] <= 1, name
+    history = client.get_metric_history(version.run_id, "rolling_origin.origin.macro_f1")
+    assert [m.step for m in history] == [0, 1]
+    rolling = report(project, "rolling_origin_report")
+    assert [o["origin"] for o in rolling["origins"]] == ["2025-08", "2025-09"]
+    assert rolling["metrics"]["macro_f1"] == pytest.approx(metrics["rolling_origin.macro_f1"])
     artifacts = {artifact.path for artifact in client.list_artifacts(version.run_id)}
-    assert {"confusion_matrix.png", "evaluation_report.json", "champion_decision.json"} <= (
-        artifacts
-    )
+    expected = {"confusion_matrix.png", "evaluation_report.json", "champion_decision.json"}
+    assert expected | {"rolling_origin_report.json"} <= artifacts
     decision = report(project, "champion_decision")
     assert decision["promote"] is True
     assert (decision["champion"], decision["reason"]) == (None, "no champion yet")
@@ -260,7 +266,7 @@ def test_champion_gate_and_batch_inference(trainable: Path, filled_store: Store)
     assert champion(client) == "1"
     worse_run = client.get_run(versions(client)["2"])
     assert worse_run.data.tags["champion_gate.promoted"] == "false"
-    assert worse_run.data.params["training.model.C"] == "1e-05"
+    assert worse_run.data.params["training.candidates.linear.C"] == "1e-05"
     decision = report(project, "champion_decision")
     assert decision["promote"] is False
     assert decision["champion_version"] == "1"

@@ -81,12 +81,18 @@ def split_by_time(
 
 
 def fit_classifier(papers: pd.DataFrame, params: dict[str, Any]) -> TextClassifier:
-    """Fit the model described by `params["model"]` on `papers` (oldest first)."""
+    """Fit the candidate `params["candidate"]` of `params["candidates"]` on `papers` (oldest
+    first)."""
+    name = params["candidate"]
+    if name not in params["candidates"]:
+        raise ValueError(
+            f"unknown training.candidate {name!r}: use one of {sorted(params['candidates'])}"
+        )
     started = time.perf_counter()
-    model = TextClassifier(**params["model"]).fit(papers, papers.label.tolist())
+    model = TextClassifier(**params["candidates"][name]).fit(papers, papers.label.tolist())
     logger.info(
-        "Fitted %s on %s papers in %.0f s",
-        model.estimator,
+        "Fitted candidate %r on %s papers in %.0f s",
+        name,
         f"{len(papers):,}",
         time.perf_counter() - started,
     )
@@ -99,6 +105,90 @@ def fit_final_classifier(papers: pd.DataFrame, params: dict[str, Any]) -> TextCl
     return fit_classifier(
         papers[papers.label.isin(label_set(papers.label, params["min_examples"]))], params
     )
+
+
+def rolling_origin_evaluation(
+    papers: pd.DataFrame, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The candidate judged over time: for each origin *m* (the newest `rolling_origin.origins`
+    periods, `rolling_origin.period` "M" for months, "W" for weeks, with `rolling_origin.horizon`
+    periods of papers from *m* on), fit it on every paper published before *m* and evaluate it
+    on the papers of periods *m … m + horizon - 1*.
+
+    Every choice of the fit (vocabulary, weights, temperature) is made on the papers before *m*;
+    the labels too are the categories with ≥ `min_examples` of those papers. Returns the MLflow
+    metrics (the means over the origins at step 0, each origin's own as `origin.<name>` with the
+    origin's index as step) and the report (means, origins, mean F1 per category).
+    """
+    settings = params["rolling_origin"]
+    period = settings["period"]
+    if papers.empty:
+        raise ValueError("the relational store holds no papers: run the ingestion pipeline first")
+    period_of = papers.published.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period(period)
+    newest = period_of.max() - settings["horizon"] + 1
+    origins = [newest - i for i in reversed(range(settings["origins"]))]
+    results = []
+    for origin in origins:
+        older = papers[period_of < origin]
+        labels = label_set(older.label, params["min_examples"])
+        if len(labels) < 3:
+            raise ValueError(
+                f"origin {origin}: only {len(labels)} categories have ≥ "
+                f"{params['min_examples']} earlier papers: ingest papers of a longer period "
+                "or lower training.rolling_origin.origins"
+            )
+        later = papers[(period_of >= origin) & (period_of < origin + settings["horizon"])]
+        train, evaluation = older[older.label.isin(labels)], later[later.label.isin(labels)]
+        model = fit_classifier(train, params)
+        result = evaluate(
+            model.predict_proba(evaluation),
+            model.classes_,
+            evaluation.label.to_numpy(dtype=object),
+            min_class_support=params["min_class_support"],
+        )
+        results.append(
+            {
+                "origin": str(origin),
+                "train_papers": len(train),
+                **result["metrics"],
+                "f1": {label: scores["f1"] for label, scores in result["per_class"].items()},
+            }
+        )
+        logger.info(
+            "Origin %s (%s training papers): %s papers of the next %d periods, accuracy %.3f, "
+            "macro-F1 %.3f, top-3 %.3f, ECE %.3f",
+            origin,
+            f"{len(train):,}",
+            f"{result['metrics']['papers']:,}",
+            settings["horizon"],
+            result["metrics"]["accuracy"],
+            result["metrics"]["macro_f1"],
+            result["metrics"]["top3_accuracy"],
+            result["metrics"]["ece"],
+        )
+    names = ["accuracy", "macro_f1", "top3_accuracy", "ece"]
+    means = {name: float(np.mean([r[name] for r in results])) for name in names}
+    per_class = pd.DataFrame([r["f1"] for r in results])
+    report = {
+        "candidate": params["candidate"],
+        "period": period,
+        "horizon": settings["horizon"],
+        "metrics": means,
+        "origins": results,
+        "mean_f1": {label: float(f1) for label, f1 in per_class.mean().sort_index().items()},
+    }
+    metrics: dict[str, Any] = {name: {"value": value, "step": 0} for name, value in means.items()}
+    for name in [*names, "papers", "train_papers"]:
+        metrics[f"origin.{name}"] = [
+            {"value": float(r[name]), "step": i} for i, r in enumerate(results)
+        ]
+    logger.info(
+        "Rolling origin (%d origins, %s): accuracy %.3f, macro-F1 %.3f, top-3 %.3f, ECE %.3f",
+        len(results),
+        params["candidate"],
+        *means.values(),
+    )
+    return metrics, report
 
 
 def evaluate_classifier(
@@ -168,6 +258,12 @@ def evaluation_fingerprint(evaluation: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+GUARDED = (
+    "top3_accuracy",
+    "ece",
+)  # besides the gate's metric: must not get worse beyond a tolerance
+
+
 def decide_promotion(
     model: TextClassifier,
     evaluation: pd.DataFrame,
@@ -178,10 +274,12 @@ def decide_promotion(
 ) -> dict[str, Any]:
     """Whether this run's model should take the champion alias; the MLflow hook applies it.
 
-    The candidate must beat the champion on the same evaluation data: the champion's recorded
-    score if it was evaluated on exactly these papers; otherwise both are scored on the
-    evaluation papers newer than everything the champion was trained on. Whatever the scores,
-    a candidate whose probabilities are badly calibrated (ECE above `gate.max_ece`) is never
+    The candidate must beat the champion's `gate.metric` by more than `gate.min_improvement`,
+    while its top-3 accuracy is at most `gate.top3_tolerance` below the champion's and its ECE at
+    most `gate.ece_tolerance` above it; all on the same evaluation data: the champion's recorded
+    scores if it was evaluated on exactly these papers, otherwise both scored on the evaluation
+    papers newer than everything the champion was trained on. Whatever the comparison, a
+    candidate whose probabilities are badly calibrated (ECE above `gate.max_ece`) is never
     promoted.
     """
     gate = params["gate"]
@@ -218,9 +316,11 @@ def _compare(
         reason = "no champion yet"
         return {"promote": True, "champion": None, "champion_version": None, "reason": reason}
     result: dict[str, Any] = {"champion_version": champion.version}
+    names = [metric, *GUARDED]
     if champion.tags.get("evaluation_fingerprint") == decision["evaluation_fingerprint"]:
-        result["champion"] = float(champion.tags[f"evaluation.{metric}"])
-        basis = "the champion's score on the same evaluation papers"
+        ours = {name: decision["evaluation"][name] for name in names}
+        theirs = {name: float(champion.tags[f"evaluation.{name}"]) for name in names}
+        basis = "the champion's scores on the same evaluation papers"
     else:
         unseen = evaluation[evaluation.published > pd.Timestamp(champion.tags["trained_through"])]
         if len(unseen) < gate["min_papers"]:
@@ -230,29 +330,45 @@ def _compare(
                 "reason": f"only {len(unseen)} evaluation papers are newer than the champion's "
                 f"training data (need {gate['min_papers']}): keeping the champion",
             }
-        truth = unseen.label.to_numpy(dtype=object)
-        champion_model = champion.load().model
-        result["candidate"] = _score(model, unseen, truth, metric, params)
-        result["champion"] = _score(champion_model, unseen, truth, metric, params)
+        ours = _scores(model, unseen, params)
+        theirs = _scores(champion.load().model, unseen, params)
         basis = f"both scored on {len(unseen):,} papers newer than the champion's training data"
-    candidate = result.get("candidate", decision["candidate"])
-    promote = candidate > result["champion"] + gate["min_improvement"]
-    verb = "beats" if promote else "does not beat"
+    wins = ours[metric] > theirs[metric] + gate["min_improvement"]
+    verdicts = [
+        f"{metric} {ours[metric]:.4f} {'beats' if wins else 'does not beat'} champion "
+        f"v{champion.version} {theirs[metric]:.4f}"
+    ]
+    worse = {
+        "top3_accuracy": theirs["top3_accuracy"] - ours["top3_accuracy"] > gate["top3_tolerance"],
+        "ece": ours["ece"] - theirs["ece"] > gate["ece_tolerance"],
+    }
+    tolerance = {"top3_accuracy": "top3_tolerance", "ece": "ece_tolerance"}
+    for name in GUARDED:
+        verdicts.append(
+            f"{name} {ours[name]:.4f} vs {theirs[name]:.4f} "
+            + (
+                f"is worse by more than gate.{tolerance[name]} {gate[tolerance[name]]}"
+                if worse[name]
+                else "is within tolerance"
+            )
+        )
     return result | {
-        "promote": promote,
-        "reason": f"{metric} {candidate:.4f} {verb} champion v{champion.version} "
-        f"{result['champion']:.4f} ({basis})",
+        "promote": wins and not any(worse.values()),
+        "candidate": ours[metric],
+        "champion": theirs[metric],
+        "candidate_scores": ours,
+        "champion_scores": theirs,
+        "reason": f"{'; '.join(verdicts)} ({basis})",
     }
 
 
-def _score(
-    model: TextClassifier, papers: pd.DataFrame, truth: np.ndarray, metric: str, params: dict
-) -> float:
+def _scores(model: TextClassifier, papers: pd.DataFrame, params: dict) -> dict[str, float]:
     probabilities = model.predict_proba(check_input(papers))
+    truth = papers.label.to_numpy(dtype=object)
     result = evaluate(
         probabilities, model.classes_, truth, min_class_support=params["min_class_support"]
     )
-    return result["metrics"][metric]
+    return {name: result["metrics"][name] for name in [params["gate"]["metric"], *GUARDED]}
 
 
 def predict(model: TextClassifier, instances: pd.DataFrame) -> pd.DataFrame:

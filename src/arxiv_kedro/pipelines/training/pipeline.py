@@ -15,6 +15,7 @@ from arxiv_kedro.pipelines.training.nodes import (
     fit_classifier,
     fit_final_classifier,
     predict,
+    rolling_origin_evaluation,
     split_by_time,
 )
 
@@ -59,6 +60,12 @@ def create_training_pipeline() -> Pipeline:
                 ["holdout_classifier", "evaluation_papers", "params:training"],
                 ["evaluation_metrics", "evaluation_report", "confusion_matrix"],
                 name="evaluate_classifier",
+            ),
+            Node(
+                rolling_origin_evaluation,
+                ["papers@labeled", "params:training"],
+                ["rolling_origin_metrics", "rolling_origin_report"],
+                name="rolling_origin_evaluation",
             ),
             Node(
                 fit_final_classifier,
