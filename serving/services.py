@@ -197,7 +197,13 @@ class Services:
         model = ChampionModel(settings.model_refresh_seconds)
         similarity = SimilarityIndex(settings.similar_refresh_seconds)
         return cls(
-            settings, catalog, cache, ttl, model, Taxonomy.load(settings.taxonomy), similarity
+            settings,
+            catalog,
+            cache,
+            ttl,
+            model,
+            Taxonomy.load(settings.taxonomy, settings.category_names),
+            similarity,
         )
 
     @property

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         Path("data/01_raw/arxiv-taxonomy.json"),
         validation_alias=AliasChoices("ARXIV_TAXONOMY", "API_TAXONOMY"),
     )
+    category_names: Path | None = Field(
+        Path("data/01_raw/arxiv-category-names.json"),
+        validation_alias=AliasChoices("ARXIV_CATEGORY_NAMES", "API_CATEGORY_NAMES"),
+    )
 
     @field_validator("keys", "cors_origins", mode="before")
     @classmethod

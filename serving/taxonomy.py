@@ -1,5 +1,7 @@
 """arXiv's category names and groups, read from arXiv's browse taxonomy file (`ARXIV_TAXONOMY`,
-the `arXiv_groups` / `arXiv_archives` / `arXiv_categories` JSON of arxiv-browse)."""
+the `arXiv_groups` / `arXiv_archives` / `arXiv_categories` JSON of arxiv-browse), with the current
+names from arxiv-base's category definitions (`ARXIV_CATEGORY_NAMES`, a list of
+`{"category", "name"}`) where given: browse's file keeps old names ("Learning" for cs.LG)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class Taxonomy:
         self.categories = categories
 
     @classmethod
-    def load(cls, path: Path | None) -> Taxonomy:
+    def load(cls, path: Path | None, names: Path | None = None) -> Taxonomy:
         if path is None or not path.exists():
             logger.warning(
                 "No arXiv taxonomy file (ARXIV_TAXONOMY=%s): categories are shown by their ids; "
@@ -45,6 +47,15 @@ class Taxonomy:
                 categories[category] = Category(c["category_name"], group_of.get(archive, ""))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"cannot read the arXiv taxonomy at {path}: {exc}") from exc
+        if names is not None and names.exists():
+            try:
+                current = {c["category"]: c["name"] for c in json.loads(names.read_text())}
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"cannot read arXiv's category names at {names}: {exc}") from exc
+            categories = {
+                category: Category(current.get(category, found.name), found.group)
+                for category, found in categories.items()
+            }
         return cls(categories)
 
     def name(self, category: str) -> str:

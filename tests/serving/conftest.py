@@ -104,6 +104,7 @@ class World:
             "conf_source": self.conf,
             "kedro_env": self.env,
             "taxonomy": self.taxonomy,
+            "category_names": category_names(self.taxonomy),
             "rate_limit_per_minute": 0,
             **overrides,
         }
@@ -114,6 +115,7 @@ class World:
         return {
             "KEDRO_ENV": self.env,
             "ARXIV_TAXONOMY": str(self.taxonomy),
+            "ARXIV_CATEGORY_NAMES": str(category_names(self.taxonomy)),
             "API_RATE_LIMIT_PER_MINUTE": "0",
             **overrides,
         }
@@ -175,15 +177,22 @@ def taxonomy(shared_data: Path) -> Path:
     return shared_data / "taxonomy" / "oaipmh_browse_db_taxonomy.json"
 
 
+def category_names(taxonomy: Path) -> Path:
+    """arxiv-base's category definitions (today's names), next to the browse taxonomy."""
+    return taxonomy.with_name("arxiv-base_arXiv_category_def.json")
+
+
 @pytest.fixture(scope="session")
 def official_names(taxonomy: Path) -> dict[str, str]:
-    """Category id -> its name in arXiv's taxonomy file."""
+    """Category id -> its name today: arxiv-base's definitions over the browse taxonomy's."""
     raw = json.loads(taxonomy.read_text())
+    current = {c["category"]: c["name"] for c in json.loads(category_names(taxonomy).read_text())}
     return {
-        f"{c['archive']}.{c['subject_class']}" if c.get("subject_class") else c["archive"]: c[
-            "category_name"
-        ]
+        category: current.get(category, c["category_name"])
         for c in raw["arXiv_categories"]
+        for category in [
+            f"{c['archive']}.{c['subject_class']}" if c["subject_class"] else c["archive"]
+        ]
     }
 
 

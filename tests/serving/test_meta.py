@@ -53,6 +53,7 @@ def test_categories_count_primary_papers_and_cross_lists(
     for item in items:
         assert item["name"] == official_names.get(item["category"], item["category"])
     by_id = {i["category"]: i for i in items}
+    assert by_id["cs.LG"]["name"] == "Machine Learning"  # today's name, not browse's "Learning"
     assert by_id["hep-th"] == {
         "category": "hep-th",
         "name": "High Energy Physics - Theory",
