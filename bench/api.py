@@ -181,6 +181,8 @@ def prepare_project(project: Path, snapshot: Path, taxonomy: Path, fresh: bool) 
     (project / "src").mkdir(exist_ok=True)
     (project / "data" / "01_raw").mkdir(parents=True, exist_ok=True)
     shutil.copy(taxonomy, project / "data" / "01_raw" / "arxiv-taxonomy.json")
+    names = taxonomy.with_name("arxiv-base_arXiv_category_def.json")
+    shutil.copy(names, project / "data" / "01_raw" / "arxiv-category-names.json")
     write_conf(project, "unused")
     env = {**base_env(project), "ARXIV_SNAPSHOT": str(snapshot)}
     for pipeline in ("ingestion", "training", "inference", "summarization"):
