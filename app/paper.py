@@ -97,18 +97,22 @@ def _summary(summary: dict[str, Any] | None) -> None:
     codes = list(texts)
     default = "en" if "en" in codes else codes[0]
     wanted = st.query_params.get("lang", default)  # the URL keeps any other language
+    wanted = wanted if wanted in codes else default
+    # The radio takes the URL's language when the URL changed under it (a link, Back, reload).
+    if st.session_state.get("paper_lang_url") != wanted or "paper_lang" not in st.session_state:
+        st.session_state["paper_lang"] = wanted
     chosen = st.radio(
         "Language",
         codes,
-        index=codes.index(wanted if wanted in codes else default),
+        key="paper_lang",
         format_func=lambda code: texts[code].get("language") or code,
         horizontal=True,
     )
-    if chosen != wanted:
-        if chosen == default:
-            st.query_params.pop("lang", None)
-        else:
-            st.query_params["lang"] = chosen
+    st.session_state["paper_lang_url"] = chosen
+    if chosen == default:
+        st.query_params.pop("lang", None)
+    elif st.query_params.get("lang") != chosen:
+        st.query_params["lang"] = chosen
     text = texts[chosen]
     language = text.get("language") or chosen
     if text["status"] == "done" and text.get("text"):
