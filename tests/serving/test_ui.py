@@ -269,7 +269,7 @@ def test_open_a_paper_from_the_results(
 ) -> None:
     arxiv_id = stored_order(embedded)[0]
     open_view(page, ui_url, "browse")
-    page.locator(RESULT).first.get_by_role("link").first.click()  # its title; then authors
+    page.locator(RESULT).first.get_by_test_id("stPageLink-NavLink").click()  # its title
 
     expect_paper(page, get(embedded_api, f"/v1/papers/{arxiv_id}"), champion)
     assert unquote(page.url) == f"{ui_url}/paper?id={arxiv_id}"
