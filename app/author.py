@@ -1,4 +1,4 @@
-"""One author's papers, newest first (`?page=author&name=…`; every author name links here)."""
+"""One author's papers, newest first (`/author?name=…`; every author name links here)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ from app import ui
 
 PAGE_SIZE = 20
 FIRST_DAY = date(1991, 8, 14)  # arXiv's first paper: the date picker need not go further back
-# Widget keys that must survive while another view is shown (main.py keeps them alive), and
-# the URL parameter each one is kept in.
+# Each filter's widget key and the URL parameter it is kept in.
 URL_KEYS = {
     "browse_q": "q",
     "browse_category": "category",
@@ -25,7 +24,6 @@ URL_KEYS = {
     "browse_has_summary": "summary",
     "browse_sort": "sort",
 }
-STATE_KEYS = tuple(URL_KEYS)
 SORTS = {"relevance": "Most relevant", "newest": "Newest"}
 
 Request = tuple[str, str, date | None, date | None, bool, str]
@@ -70,7 +68,7 @@ def render() -> None:
         )
 
     request: Request = (query, category, start, end, has_summary, sort)
-    pages = _pages(request)
+    pages = _pages(request, _count(st.query_params.get("pages", "")))
     hint = pages[0].get("hint")
     if hint:
         st.info(hint, icon=":material/lightbulb:")
@@ -95,14 +93,14 @@ def render() -> None:
     for index, paper in enumerate(items):
         result(index, paper, names)
     if more:
-        st.button("Load more", on_click=_load_more)
+        st.button("Load more", on_click=_load_more, args=(len(pages),))
 
 
 def _from_url() -> None:
     """The widgets take the URL's values when the URL changed under them (reload, a link,
-    Back): the URL is the view's state."""
+    Back) or they were forgotten (another view was shown): the URL is the view's state."""
     wanted = {key: st.query_params.get(name, "") for key, name in URL_KEYS.items()}
-    if st.session_state.get("browse_url") == wanted:
+    if st.session_state.get("browse_url") == wanted and "browse_q" in st.session_state:
         return
     st.session_state["browse_url"] = wanted
     st.session_state["browse_q"] = wanted["browse_q"]
@@ -115,7 +113,8 @@ def _from_url() -> None:
 
 
 def _to_url() -> None:
-    """Every filter into the URL (empty ones left out), so that it can be reloaded or shared."""
+    """Every filter into the URL (empty ones left out), so that it can be reloaded or shared;
+    changed filters start again from the first page of results."""
     state = st.session_state
     values = {
         "browse_q": state["browse_q"].strip(),
@@ -125,8 +124,9 @@ def _to_url() -> None:
         "browse_has_summary": "1" if state["browse_has_summary"] else "",
         "browse_sort": state["browse_sort"] if state["browse_sort"] != "relevance" else "",
     }
+    if values != st.session_state.get("browse_url"):
+        st.query_params.pop("pages", None)
     st.session_state["browse_url"] = values
-    st.session_state["browse_params"] = {URL_KEYS[k]: v for k, v in values.items() if v}
     for key, name in URL_KEYS.items():
         if values[key]:
             if st.query_params.get(name) != values[key]:
@@ -142,15 +142,22 @@ def _day(text: str) -> date | None:
         return None
 
 
-def _pages(request: Request) -> list[dict[str, Any]]:
-    """The pages loaded so far for this request; a new request starts again from page one."""
+def _count(text: str) -> int:
+    """The number of result pages shown (`?pages=`), one unless the URL says more."""
+    return int(text) if text.isdigit() and int(text) > 0 else 1
+
+
+def _pages(request: Request, count: int) -> list[dict[str, Any]]:
+    """The first `count` pages of results (fewer if there are no more), fetched once each per
+    request: going back to fewer pages and forward again fetches nothing."""
     state = st.session_state.get("browse_results")
     if state is None or state["request"] != request:
         state = {"request": request, "pages": [_fetch(request, None)]}
         st.session_state["browse_results"] = state
-    elif st.session_state.pop("browse_load_more", False) and state["pages"][-1]["next_cursor"]:
-        state["pages"].append(_fetch(request, state["pages"][-1]["next_cursor"]))
-    return state["pages"]
+    pages = state["pages"]
+    while len(pages) < count and pages[-1]["next_cursor"]:
+        pages.append(_fetch(request, pages[-1]["next_cursor"]))
+    return pages[:count]
 
 
 def _fetch(request: Request, cursor: str | None) -> dict[str, Any]:
@@ -168,22 +175,17 @@ def _fetch(request: Request, cursor: str | None) -> dict[str, Any]:
     return ui.client().papers(**filters)
 
 
-def _load_more() -> None:
-    # Fetching in a callback would run before main.py's error handling: only note the wish.
-    st.session_state["browse_load_more"] = True
+def _load_more(shown: int) -> None:
+    # Fetching in a callback would run before main.py's error handling: only note the wish, in
+    # the URL, so that a reload or Back shows as many pages.
+    st.query_params["pages"] = str(shown + 1)
 
 
 def result(index: int, paper: dict[str, Any], names: dict[str, str], key: str = "open") -> None:
-    """One paper of a list: its title opens it; badges, authors (each opens their papers)."""
-    with st.container(border=True, gap="xsmall"):
-        st.button(
-            f"**{paper['title']}**",
-            key=f"{key}-{index}-{paper['arxiv_id']}",
-            type="tertiary",
-            on_click=ui.go,
-            args=("paper",),
-            kwargs={"id": paper["arxiv_id"]},
-        )
+    """One paper of a list, keyed `<key>-<index>-<arxiv_id>`: its title links to it; badges,
+    authors (each links to their papers)."""
+    with st.container(border=True, gap="xsmall", key=f"{key}-{index}-{paper['arxiv_id']}"):
+        ui.link("paper", f"**{paper['title']}**", id=paper["arxiv_id"])
         primary = paper["primary_category"]
         badges = [f":gray-badge[arXiv: {names.get(primary, primary)} ({primary})]"]
         if paper.get("cross_list"):
@@ -215,5 +217,5 @@ def author_links(names: list[str], most: int = 6) -> str:
     names none."""
     if not names:
         return "*Authors unavailable*"
-    links = [f"[{name}](?page=author&name={quote(name)})" for name in names[:most]]
+    links = [f"[{name}](author?name={quote(name)})" for name in names[:most]]
     return ", ".join(links) + (" et al." if len(names) > most else "")

@@ -1,5 +1,5 @@
-"""One paper: abstract, links, arXiv's categories next to the predicted ones, the summary by
-language."""
+"""One paper (`/paper?id=…`): abstract, links, arXiv's categories next to the predicted ones,
+the summary by language (`&lang=fr`)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ def render() -> None:
     except ApiError as exc:
         st.warning(exc.detail)
         return
-    st.session_state["paper_id"] = paper["arxiv_id"]
     _header(paper)
     main, side = st.columns([2, 1], gap="large")
     with main:
@@ -96,13 +95,24 @@ def _summary(summary: dict[str, Any] | None) -> None:
         return
     texts = summary["texts"]
     codes = list(texts)
+    default = "en" if "en" in codes else codes[0]
+    wanted = st.query_params.get("lang", default)  # the URL keeps any other language
+    wanted = wanted if wanted in codes else default
+    # The radio takes the URL's language when the URL changed under it (a link, Back, reload).
+    if st.session_state.get("paper_lang_url") != wanted or "paper_lang" not in st.session_state:
+        st.session_state["paper_lang"] = wanted
     chosen = st.radio(
         "Language",
         codes,
-        index=codes.index("en") if "en" in codes else 0,
+        key="paper_lang",
         format_func=lambda code: texts[code].get("language") or code,
         horizontal=True,
     )
+    st.session_state["paper_lang_url"] = chosen
+    if chosen == default:
+        st.query_params.pop("lang", None)
+    elif st.query_params.get("lang") != chosen:
+        st.query_params["lang"] = chosen
     text = texts[chosen]
     language = text.get("language") or chosen
     if text["status"] == "done" and text.get("text"):

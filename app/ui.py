@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
 from typing import Any
 
@@ -9,15 +10,19 @@ import streamlit as st
 
 from app.api import ApiClient
 
+# Each view: its page's URL path (browse, the default, is served at /), title and menu icon.
 VIEWS = {
-    "browse": "Browse & search",
-    "paper": "Paper",
-    "author": "Author",
-    "library": "My library",
-    "classify": "Classify my abstract",
-    "dashboard": "Dashboard",
-    "health": "Health",
+    "browse": ("Browse & search", ":material/search:"),
+    "paper": ("Paper", ":material/article:"),
+    "author": ("Author", ":material/person:"),
+    "library": ("My library", ":material/bookmarks:"),
+    "classify": ("Classify my abstract", ":material/category:"),
+    "dashboard": ("Dashboard", ":material/bar_chart:"),
+    "health": ("Health", ":material/monitor_heart:"),
 }
+# The views that show one paper or author: in the menu only once one was opened (linking back
+# to it), since they need an id.
+DETAIL_VIEWS = ("paper", "author")
 
 
 @st.cache_resource
@@ -41,28 +46,28 @@ def category_names() -> dict[str, str]:
     return {c["category"]: c["name"] for c in categories()}
 
 
-def current_view() -> str:
-    """The view named by `?page=`, browsing when it names none we know."""
-    page = st.query_params.get("page", "browse")
-    return page if page in VIEWS else "browse"
+def page(view: str) -> st.Page:
+    """`view`'s page: its module's `render` at `/view`. Pages are identified by their URL path,
+    so main.py's `st.navigation` and every link to a view can each build it."""
+    title, icon = VIEWS[view]
+    render = importlib.import_module(f"app.{view}").render
+    return st.Page(render, title=title, icon=icon, url_path=view, default=view == "browse")
 
 
-def go(view: str, **params: str) -> None:
-    """Switch to `view` (as a button callback), keeping the URL shareable: `?page=view&...`."""
-    st.session_state["view"] = view
-    st.query_params.from_dict({"page": view, **{k: v for k, v in params.items() if v}})
+def link(view: str, label: str | None = None, **params: str) -> None:
+    """A link to `view` with `params` as its query (empty ones left out): opening it, Back,
+    Forward and a reload all land on the same page in the same state."""
+    st.page_link(page(view), label=label, query_params={k: v for k, v in params.items() if v})
 
 
-def view_selected() -> None:
-    """The sidebar choice changed: go there, back to the paper last opened for the paper view
-    and to the last search and filters for browsing."""
-    view = st.session_state["view"]
-    if view == "paper":
-        go(view, id=st.session_state.get("paper_id", ""))
-    elif view == "browse":
-        go(view, **st.session_state.get("browse_params", {}))
-    else:
-        go(view)
+def menu(shown: str) -> None:
+    """The sidebar menu, drawn once the view `shown` ran: one link per view, each back to the
+    state (the query) it was last shown in."""
+    st.session_state[f"last_{shown}"] = st.query_params.to_dict()
+    for view in VIEWS:
+        last = st.session_state.get(f"last_{view}")
+        if view not in DETAIL_VIEWS or last:
+            link(view, **(last or {}))
 
 
 def day(timestamp: str | None) -> str:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -30,8 +31,8 @@ from tests.support.ui import (
 )
 
 CHART = '[data-testid="stVegaLiteChart"]'
-# Each result's title is a button keyed `open-<index>-<arxiv_id>`; Streamlit turns the key into
-# the CSS class `st-key-open-<index>-<id>`, with `.` and `/` written as `-`.
+# Each result is a container keyed `open-<index>-<arxiv_id>`, its title a link to the paper;
+# Streamlit turns the key into the CSS class `st-key-open-<index>-<id>`, `.` and `/` as `-`.
 RESULT = "[class*='st-key-open-']"
 SEARCH = '"conformally invariant"'  # only the old-style paper holds these words
 PAGE_SIZE = 20
@@ -158,7 +159,7 @@ def test_search_shows_the_matching_paper(page: Page, ui_url: str, embedded: Worl
     search.press("Enter")
 
     title = embedded.corpus.papers[OLD_STYLE_ID].title
-    expect(page.get_by_role("button", name=title)).to_be_visible()
+    expect(page.get_by_role("link", name=title)).to_be_visible()
     expect_shown(page, [OLD_STYLE_ID], more=False)
     assert "q=%22conformally+invariant%22" in page.url
     screenshot(page, "browse-search")
@@ -174,9 +175,13 @@ def test_browse_loads_more_and_filters_by_category(
     page.get_by_role("button", name="Load more").click()
 
     expect_shown(page, order[: 2 * PAGE_SIZE], more=True)  # page one stays
+    assert page.url.endswith("?pages=2")
+    page.reload()
+    wait_idle(page)
+    expect_shown(page, order[: 2 * PAGE_SIZE], more=True)  # as many pages after a reload
     # Each result shows arXiv's primary category and the predicted one, by name.
     first = get(embedded_api, "/v1/papers", limit=1)["items"][0]
-    result = page.locator(RESULT).first.locator("xpath=..")
+    result = page.locator(RESULT).first
     primary = first["primary_category"]
     expect(result).to_contain_text(f"arXiv: {official_names[primary]} ({primary})")
     predicted = first["predicted_category"]
@@ -214,14 +219,46 @@ def test_browse_only_papers_with_a_summary(page: Page, ui_url: str, embedded: Wo
 def test_back_to_browse_keeps_the_search(page: Page, ui_url: str, embedded: World) -> None:
     title = embedded.corpus.papers[OLD_STYLE_ID].title
     open_view(page, ui_url, "browse", q=SEARCH)
-    page.get_by_role("button", name=title).click()
+    page.get_by_role("link", name=title).click()
     expect(page.get_by_role("heading", name=title)).to_be_visible()
 
-    page.get_by_role("radiogroup", name="View").get_by_text("Browse & search").click()
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Browse & search").click()
 
     expect(page.get_by_role("textbox", name="Search", exact=True)).to_have_value(SEARCH)
-    expect(page.get_by_role("button", name=title)).to_be_visible()
+    expect(page.get_by_role("link", name=title)).to_be_visible()
     assert "q=%22conformally+invariant%22" in page.url
+
+
+def test_back_and_forward_restore_the_view_and_its_state(
+    page: Page, ui_url: str, embedded: World
+) -> None:
+    title = embedded.corpus.papers[OLD_STYLE_ID].title
+    open_view(page, ui_url, "browse")
+    search = page.get_by_role("textbox", name="Search", exact=True)
+    search.fill(SEARCH)
+    search.press("Enter")
+    page.get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    assert unquote(page.url) == f"{ui_url}/paper?id={OLD_STYLE_ID}"
+
+    page.go_back()
+
+    expect(search).to_have_value(SEARCH)
+    expect_shown(page, [OLD_STYLE_ID], more=False)
+    assert page.url == f"{ui_url}/?q=%22conformally+invariant%22"
+
+    page.go_back()  # before the search: the newest papers
+
+    expect(search).to_have_value("")
+    expect_shown(page, stored_order(embedded)[:PAGE_SIZE], more=True)
+
+    page.go_forward()
+    expect(search).to_have_value(SEARCH)
+    page.go_forward()
+
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    assert unquote(page.url) == f"{ui_url}/paper?id={OLD_STYLE_ID}"
+    no_traceback(page)
 
 
 # --- a paper ------------------------------------------------------------------------------------
@@ -232,10 +269,10 @@ def test_open_a_paper_from_the_results(
 ) -> None:
     arxiv_id = stored_order(embedded)[0]
     open_view(page, ui_url, "browse")
-    page.locator(RESULT).first.locator("button").click()
+    page.locator(RESULT).first.get_by_test_id("stPageLink-NavLink").click()  # its title
 
     expect_paper(page, get(embedded_api, f"/v1/papers/{arxiv_id}"), champion)
-    assert f"page=paper&id={arxiv_id}" in page.url
+    assert unquote(page.url) == f"{ui_url}/paper?id={arxiv_id}"
     screenshot(page, "paper")
 
 
@@ -253,6 +290,10 @@ def test_switch_the_summary_to_french(page: Page, ui_url: str, embedded: World) 
     expect(page.get_by_text(english)).to_have_count(0)
     expect(page.get_by_text("Written by: llm with mistral-small-latest")).to_be_visible()
     screenshot(page, "paper-french")
+    assert unquote(page.url) == f"{ui_url}/paper?id={arxiv_id}&lang=fr"
+    page.reload()
+    wait_idle(page)
+    expect(page.get_by_text(french)).to_be_visible()  # the language is in the URL
 
 
 def test_pending_translations_say_so(page: Page, ui_url: str, embedded: World) -> None:
@@ -455,7 +496,7 @@ def test_search_and_open_a_paper_on_prod(
         open_view(page, ui_url, "browse", q=SEARCH)
         expect_shown(page, [OLD_STYLE_ID], more=False)
 
-        page.get_by_role("button", name=title).click()
+        page.get_by_role("link", name=title).click()
 
         expect_paper(page, get(prod_api, f"/v1/papers/{OLD_STYLE_ID}"), champion)
 
@@ -505,7 +546,7 @@ def test_an_author_page_lists_their_papers(
     paper = embedded.corpus.papers[OLD_STYLE_ID]
     open_view(page, ui_url, "paper", id=OLD_STYLE_ID)
     link = page.get_by_role("link", name=paper.authors[0]).first
-    expect(link).to_have_attribute("href", re.compile(r"page=author&name="))
+    expect(link).to_have_attribute("href", re.compile(r"^author\?name="))
 
     open_view(page, ui_url, "author", name=paper.authors[0])
 
@@ -513,7 +554,7 @@ def test_an_author_page_lists_their_papers(
     expect(page.get_by_role("heading", name=paper.authors[0])).to_be_visible()
     titles = [item["title"] for item in found["items"]]
     for title in titles:
-        expect(page.get_by_role("button", name=title)).to_be_visible()
+        expect(page.get_by_role("link", name=title)).to_be_visible()
 
 
 def test_a_paper_shows_similar_papers_versions_and_bibtex(
@@ -523,7 +564,7 @@ def test_a_paper_shows_similar_papers_versions_and_bibtex(
 
     similar = get(embedded_api, f"/v1/papers/{OLD_STYLE_ID}/similar", limit=5)["items"]
     for item in similar:
-        expect(page.get_by_role("button", name=item["title"])).to_be_visible()
+        expect(page.get_by_role("link", name=item["title"])).to_be_visible()
     expect(page.get_by_text("v2: 9 Nov 1998")).to_be_visible()
     expect(page.get_by_text("v1: 14 Sep 1998")).to_be_visible()
     expect(page.get_by_text(f"eprint = {{{OLD_STYLE_ID}}}")).to_be_visible()
@@ -544,7 +585,7 @@ def test_tag_a_paper_then_see_recommendations(
 
     title = embedded.corpus.papers[arxiv_id].title
     expect(page.get_by_role("heading", name=tag)).to_be_visible()
-    expect(page.get_by_role("button", name=title).first).to_be_visible()
+    expect(page.get_by_role("link", name=title).first).to_be_visible()
     page.get_by_role("tab", name="Recommended for you").click()
     recommended = httpx.get(
         f"{embedded_api}/v1/me/recommendations",
@@ -553,7 +594,7 @@ def test_tag_a_paper_then_see_recommendations(
         timeout=30,
     ).json()["items"]
     assert recommended
-    expect(page.get_by_role("button", name=recommended[0]["title"]).first).to_be_visible()
+    expect(page.get_by_role("link", name=recommended[0]["title"]).first).to_be_visible()
     screenshot(page, "library")
 
 

@@ -138,8 +138,10 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, listening
 
 
 def open_view(page: Page, ui_url: str, view: str, **params: str) -> None:
-    """Open `?page=view&...` in the browser and wait until the app has drawn its first run."""
-    page.goto(f"{ui_url}/?{urlencode({'page': view, **params})}")
+    """Open `/view?params` (browsing: `/?params`) in the browser and wait until the app has
+    drawn its first run."""
+    path = "" if view == "browse" else view
+    page.goto(f"{ui_url}/{path}" + (f"?{urlencode(params)}" if params else ""))
     wait_idle(page)
 
 
