@@ -258,8 +258,8 @@ def main() -> None:
         "papers/s counts every record read, from the catalog's creation (imports excluded) to "
         "the last commit. Peak memory is the proportional set size (PSS) of the whole process "
         "tree (writer + forked reader; the pages they share count once). "
-        "The 4x file repeats the snapshot with shifted ids, to show memory does not grow with "
-        "the file.",
+        "The 4x file repeats the snapshot with shifted ids: memory should not grow with the "
+        "file.",
         "",
         "| stores | file | papers | papers/s | seconds | peak PSS (MiB) |",
         "|---|---|---|---|---|---|",
@@ -271,7 +271,24 @@ def main() -> None:
         )
     rate = {(setup.split(" (")[0], size): r["papers_per_second"] for setup, size, r in rows}
     ratio = rate[("PostgreSQL alone", "72k")] / rate[("prod", "72k")]
+    peak = {(setup.split(" (")[0], size): r["peak_rss_mib"] for setup, size, r in rows}
+    growth = max(
+        peak[(s, "288k (4x)")] / peak[(s, "72k")]
+        for s, size in peak
+        if size == "72k" and (s, "288k (4x)") in peak
+    )
     lines += [
+        "",
+        f"**Memory {'grows' if growth > 1.25 else 'stays flat'} with the file**: the 4x file's "
+        f"peak is up to {growth:.1f}x the 72k file's."
+        + (
+            " It does not in a loop of the same node function saving the same batches to the "
+            "same datasets (flat at ~450 MiB), nor in Python objects (tracemalloc: about two "
+            "batches alive): it comes with Kedro running the node (`Node.run` and the chunk "
+            "streams), and its cause is still open."
+            if growth > 1.25
+            else ""
+        ),
         "",
         f"The prod path runs at 1/{ratio:.1f} of PostgreSQL alone. Its extra cost is the "
         "document store: each paper's raw record and normalized form (≈3.5 KB of BSON) goes to "
