@@ -3,6 +3,7 @@ report, and the forked prefetcher."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import multiprocessing
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -255,6 +257,30 @@ PLAN = {
 }  # fmt: skip
 
 
+def saved(chunks: Iterator[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Each chunk as the datasets get it: Kedro saves a chunk before it asks for the next."""
+    return [copy.deepcopy(chunk) for chunk in chunks]
+
+
+def test_a_saved_chunk_is_emptied_once_the_next_is_asked_for(tmp_path: Path) -> None:
+    """Kedro's tee over a generator node's outputs keeps up to 57 chunks alive: they must not
+    keep their papers, or a backfill's memory grows with the file."""
+    path = tmp_path / "s.jsonl"
+    lines = [{"id": f"2503.0000{i}", "title": "A", "abstract": "B", "authors": "X",
+              "categories": "cs.CL", "versions": [], "update_date": "2025-03-18"}
+             for i in range(1, 5)]  # fmt: skip
+    path.write_text("\n".join(map(json.dumps, lines)) + "\n")
+    chunks = store_snapshot_papers(SnapshotFile(path, batch_size=2), {})
+
+    documents, batch = next(chunks)
+    assert len(documents) == len(batch.papers) == 2
+    following, _ = next(chunks)
+
+    assert (documents, batch.papers, batch.quarantined) == ([], [], [])
+    assert (batch.fetched, batch.progress) == (2, " (50% of the file)")  # the counts stay
+    assert len(following) == 2
+
+
 def test_fetched_pages_become_documents_then_batches_then_a_closing_batch() -> None:
     through = datetime(2025, 3, 18, 10, 0, tzinfo=UTC)
     pages = [
@@ -263,7 +289,7 @@ def test_fetched_pages_become_documents_then_batches_then_a_closing_batch() -> N
         )
     ]
 
-    out = list(store_fetched_papers({PLAN["id"]: lambda: iter(pages), "older": list}, PLAN))
+    out = saved(store_fetched_papers({PLAN["id"]: lambda: iter(pages), "older": list}, PLAN))
 
     (documents, batch), (no_documents, last) = out
     assert [d["arxiv_id"] for d in documents] == ["2503.00001"]
@@ -292,7 +318,7 @@ def test_a_snapshot_becomes_batches_within_the_filters(tmp_path: Path) -> None:
     path.write_text("\n".join(map(json.dumps, lines)) + "\nnot json\n")
     params = {"snapshot_filter": {"categories": ["cs"]}}
 
-    out = list(store_snapshot_papers(SnapshotFile(path, batch_size=2), params))
+    out = saved(store_snapshot_papers(SnapshotFile(path, batch_size=2), params))
 
     assert [[p.arxiv_id for p in batch.papers] for _, batch in out] == [["2503.00001"], [], []]
     assert [(b.fetched, b.filtered, len(b.quarantined)) for _, b in out] == [
