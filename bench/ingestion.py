@@ -280,15 +280,7 @@ def main() -> None:
     lines += [
         "",
         f"**Memory {'grows' if growth > 1.25 else 'stays flat'} with the file**: the 4x file's "
-        f"peak is up to {growth:.1f}x the 72k file's."
-        + (
-            " It does not in a loop of the same node function saving the same batches to the "
-            "same datasets (flat at ~450 MiB), nor in Python objects (tracemalloc: about two "
-            "batches alive): it comes with Kedro running the node (`Node.run` and the chunk "
-            "streams), and its cause is still open."
-            if growth > 1.25
-            else ""
-        ),
+        f"peak is {growth:.2f}x the 72k file's at most.",
         "",
         f"The prod path runs at 1/{ratio:.1f} of PostgreSQL alone. Its extra cost is the "
         "document store: each paper's raw record and normalized form (≈3.5 KB of BSON) goes to "

@@ -42,7 +42,7 @@ LOOKBACK = timedelta(days=7)
 TRAINING = {
     "min_examples": 15,
     "min_class_support": 5,
-    "rolling_origin": {"period": "W", "origins": 1, "horizon": 1},
+    "rolling_origin": {"period": "D", "origins": 1, "horizon": 1},  # the newest day vs the rest
     "gate": {"min_papers": 10, "max_ece": 1.0},
 }
 
