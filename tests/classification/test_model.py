@@ -16,9 +16,13 @@ import pytest
 
 from arxiv_kedro.classification.evaluation import evaluate, expected_calibration_error
 from arxiv_kedro.classification.model import (
+    CHUNK,
+    HASHER,
     OUTPUT_COLUMNS,
+    IncompatibleModel,
     TextClassifier,
     check_input,
+    ngram_counts,
     top3_frame,
 )
 
@@ -83,7 +87,7 @@ def test_the_sample_is_real_and_time_ordered(papers: pd.DataFrame) -> None:
 
 
 def test_fit_learns_every_category(model: TextClassifier, train: pd.DataFrame) -> None:
-    words = {name: len(v.vocabulary_) for name, v in model._vectorizers.items()}
+    words = {name: len(terms) for name, terms in model._terms.items()}
 
     assert list(model.classes_) == sorted(CATEGORIES)
     assert set(words) == {"title", "abstract"}
@@ -161,7 +165,21 @@ def test_calibration_fits_a_temperature_on_the_newest_papers(
     assert ece["calibrated"] < ece["uncalibrated"], ece
 
 
-def test_the_vocabulary_keeps_ngrams_within_min_df_and_max_df(train: pd.DataFrame) -> None:
+def kept(model: TextClassifier, name: str) -> set[str]:
+    """The n-grams among a few probes whose hashed bucket `model` keeps for field `name`."""
+    buckets = set(model._terms[name].buckets.tolist())
+    return {probe for probe in ("the", "of the", "galaxies", "robot") if bucket(probe) in buckets}
+
+
+def bucket(ngram: str) -> int:
+    """The hashed bucket of a word or a 2-gram (a 2-gram's counts hold its words' too)."""
+    words = ngram.split()
+    of_words = {HASHER.transform([w]).indices[0] for w in words} if len(words) > 1 else set()
+    [found] = set(HASHER.transform([ngram]).indices) - of_words
+    return found
+
+
+def test_the_terms_keep_ngrams_within_min_df_and_max_df(train: pd.DataFrame) -> None:
     sample = train.iloc[::4]
     loose = TextClassifier(**SMALL | {"min_df": 1, "calibration_fraction": 0}).fit(
         sample, sample.label
@@ -169,24 +187,45 @@ def test_the_vocabulary_keeps_ngrams_within_min_df_and_max_df(train: pd.DataFram
     strict = TextClassifier(**SMALL | {"min_df": 5, "max_df": 0.3, "calibration_fraction": 0})
     strict.fit(sample, sample.label)
 
-    vocabulary = strict._vectorizers["abstract"].vocabulary_
-    assert len(vocabulary) < len(loose._vectorizers["abstract"].vocabulary_) / 4
-    assert "the" not in vocabulary and "of the" not in vocabulary  # in most abstracts
-    assert {"galaxies", "robot"} <= set(vocabulary)
-    assert strict._vectorizers["abstract"].stop_words_ is None  # the cut n-grams are not kept
+    assert len(strict._terms["abstract"]) < len(loose._terms["abstract"]) / 4
+    assert {"the", "of the", "galaxies", "robot"} <= kept(loose, "abstract")
+    assert "the" not in kept(strict, "abstract")  # in most abstracts
+    assert "of the" not in kept(strict, "abstract")
+    assert {"galaxies", "robot"} <= kept(strict, "abstract")
 
 
-def test_joined_fields_make_one_vocabulary(train: pd.DataFrame, held_out: pd.DataFrame) -> None:
-    sample = train.iloc[::2]
-    majority = held_out.label.value_counts(normalize=True).max()
+def test_counts_given_to_fit_are_the_ones_it_would_make(train: pd.DataFrame) -> None:
+    sample, recipe = train.iloc[::3], SMALL | {"calibration_fraction": 0}
+    counted = TextClassifier(**recipe).counts(train)
+    rows = np.arange(0, len(train), 3)
 
-    model = TextClassifier(**SMALL | {"fields": "joined", "calibration_fraction": 0})
-    model.fit(sample, sample.label)
+    fitted = TextClassifier(**recipe).fit(sample, sample.label)
+    given = TextClassifier(**recipe).fit(
+        sample, sample.label, {name: c[rows] for name, c in counted.items()}
+    )
 
-    assert list(model._vectorizers) == ["text"]
-    assert "galaxies" in model._vectorizers["text"].vocabulary_
-    np.testing.assert_allclose(model.predict_proba(held_out).sum(axis=1), 1.0, atol=1e-5)
-    assert accuracy(model, held_out) > max(0.75, majority + 0.3)
+    for name in ("title", "abstract"):
+        np.testing.assert_array_equal(fitted._terms[name].buckets, given._terms[name].buckets)
+    np.testing.assert_allclose(fitted.coef_, given.coef_, atol=1e-3)  # liblinear tol
+
+
+def test_hashing_in_parallel_counts_the_same(train: pd.DataFrame) -> None:
+    texts = (train.abstract.tolist() * 6)[: 3 * CHUNK + 7]
+
+    parallel, serial = ngram_counts(texts, n_jobs=2), ngram_counts(texts)
+
+    assert parallel.shape == serial.shape == (len(texts), HASHER.n_features)
+    assert (parallel != serial).nnz == 0
+
+
+def test_a_model_pickled_by_an_earlier_version_says_so(model, held_out) -> None:
+    state = {k: v for k, v in model.__dict__.items() if k != "_terms"}
+    state["_vectorizers"] = {}  # what earlier versions had instead
+    old = TextClassifier.__new__(TextClassifier)
+    old.__setstate__(state)
+
+    with pytest.raises(IncompatibleModel, match=r"earlier version of arxiv-kedro.*retrain"):
+        old.predict_proba(held_out)
 
 
 def test_time_decay_weighs_recent_papers_more(train: pd.DataFrame) -> None:

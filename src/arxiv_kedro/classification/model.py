@@ -1,11 +1,13 @@
 """The paper classifier: TF-IDF word 1-2 grams of title and abstract, logistic regression, and a
 softmax temperature fitted on papers newer than the ones the regression saw.
 
-The vocabulary keeps the n-grams found in at least `min_df` and at most `max_df` of the training
-papers (a hashed feature space was as accurate, but larger on disk and in memory). The model is
-probabilistic, so a single temperature is all its probabilities need; no per-class bias is tuned
-(biases fitted on one slice of papers fit that slice's mix of categories and cost top-3 and
-calibration on the next months).
+The n-grams are hashed (`ngram_counts`: stateless, so the papers of a training run are counted
+once for all its fits, in parallel), and a model keeps the hashed n-grams found in at least
+`min_df` and at most `max_df` of its training papers, with their IDF: a vocabulary without the
+cost of building one per fit (same scores as scikit-learn's vocabulary on the rolling origin,
+3x faster). The model is probabilistic, so a single temperature is all its probabilities need;
+no per-class bias is tuned (biases fitted on one slice of papers fit that slice's mix of
+categories and cost top-3 and calibration on the next months).
 """
 
 from __future__ import annotations
@@ -20,12 +22,66 @@ import pandas as pd
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
 
 from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
 
 FIELDS = ("title", "abstract")
+# Word 1-2 grams hashed into 2^22 buckets: 72k abstracts hold ~6M distinct n-grams, and the few
+# buckets shared by two kept n-grams cost nothing measurable.
+HASHER = HashingVectorizer(
+    ngram_range=(1, 2), n_features=2**22, alternate_sign=False, norm=None, dtype=np.float32
+)
+CHUNK = 10_000  # papers per parallel hashing job
+
+
+class IncompatibleModel(ValueError):
+    """A model pickled by an earlier version of this class (it had vocabularies, not terms)."""
+
+
+def ngram_counts(texts: Sequence[str], n_jobs: int = 1) -> sp.csr_matrix:
+    """How often each hashed word 1-2 gram occurs in each text (rows: texts); in `n_jobs`
+    processes for more than two chunks of texts."""
+    if n_jobs == 1 or len(texts) <= 2 * CHUNK:
+        return HASHER.transform(texts)
+    chunks = Parallel(n_jobs=n_jobs)(
+        delayed(HASHER.transform)(texts[i : i + CHUNK]) for i in range(0, len(texts), CHUNK)
+    )
+    return sp.vstack(chunks, format="csr")
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The hashed n-grams a model keeps for one text field (sorted buckets), with their IDF."""
+
+    buckets: np.ndarray
+    idf: np.ndarray
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix, min_df: int, max_df: float) -> Terms:
+        """The n-grams in at least `min_df` and at most `max_df` (a share) of the papers;
+        scikit-learn's smoothed IDF."""
+        papers = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        buckets = np.flatnonzero((df >= min_df) & (df <= max_df * papers)).astype(np.int32)
+        idf = np.log((1 + papers) / (1 + df[buckets])) + 1
+        return cls(buckets, idf.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows of unit length: sublinear term frequency times IDF, over the kept n-grams."""
+        position = np.searchsorted(self.buckets, counts.indices)
+        kept = self.buckets[np.minimum(position, len(self.buckets) - 1)] == counts.indices
+        row = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        indptr = np.r_[0, np.cumsum(np.bincount(row[kept], minlength=counts.shape[0]))]
+        columns = position[kept]
+        data = (1 + np.log(counts.data[kept])) * self.idf[columns]
+        matrix = sp.csr_matrix((data, columns, indptr), shape=(counts.shape[0], len(self)))
+        return normalize(matrix, copy=False)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -39,7 +95,7 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 class TextClassifier:
     """Predicts a paper's primary arXiv category from its title and abstract.
 
-    `fields` is "separate" (one vocabulary per field, the title's features scaled by
+    `fields` is "separate" (n-grams kept per field, the title's features scaled by
     `title_weight`) or "joined" (title and abstract as one text). `C` and `class_weight`
     ("balanced" or null) go to the logistic regressions (one per class); with `half_life_days`, a
     paper's weight halves for every that many days it is older than the newest paper.
@@ -61,40 +117,42 @@ class TextClassifier:
     coef_: np.ndarray | None = field(default=None, init=False, repr=False)
     intercept_: np.ndarray | None = field(default=None, init=False, repr=False)
     temperature_: float = field(default=1.0, init=False)
-    _vectorizers: dict[str, TfidfVectorizer] = field(default_factory=dict, init=False, repr=False)
+    _terms: dict[str, Terms] = field(default_factory=dict, init=False, repr=False)
 
     # A fitted model never changes: pipelines and MLflow's pyfunc wrapper deep-copy their
-    # datasets on every call, which would copy the vocabulary and weights for nothing.
+    # datasets on every call, which would copy the terms and weights for nothing.
     def __deepcopy__(self, memo: dict[int, Any]) -> TextClassifier:
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_terms", {})  # an earlier version's pickle: predict_proba says so
+        self.__dict__.update(state)
+
     # --- features ------------------------------------------------------------------------
 
-    def _texts(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
+    def _texts(self, frame: pd.DataFrame) -> dict[str, list[str]]:
         texts = {column: frame[column].fillna("").astype(str) for column in FIELDS}
         if self.fields == "separate":
-            return texts
+            return {name: text.tolist() for name, text in texts.items()}
         if self.fields == "joined":
-            return {"text": texts["title"] + "\n" + texts["abstract"]}
+            return {"text": (texts["title"] + "\n" + texts["abstract"]).tolist()}
         raise ValueError(f"unknown fields {self.fields!r}: use 'separate' or 'joined'")
 
-    def _features(self, frame: pd.DataFrame, *, fit: bool = False) -> sp.csr_matrix:
-        blocks = []
-        for name, texts in self._texts(frame).items():
-            if fit:
-                vectorizer = TfidfVectorizer(
-                    ngram_range=(1, 2),
-                    min_df=self.min_df,
-                    max_df=self.max_df,
-                    sublinear_tf=True,
-                    dtype=np.float32,
-                )
-                block = vectorizer.fit_transform(texts)
-                vectorizer.stop_words_ = None  # the n-grams cut by min_df/max_df: not needed
-                self._vectorizers[name] = vectorizer
-            else:
-                block = self._vectorizers[name].transform(texts)
-            blocks.append(block * self.title_weight if name == "title" else block)
+    def counts(self, frame: pd.DataFrame) -> dict[str, sp.csr_matrix]:
+        """The hashed n-gram counts of each text field of the papers (rows in `frame`'s order):
+        what `fit` takes as `counts`, to count the papers of several fits once."""
+        return {
+            name: ngram_counts(texts, self.n_jobs) for name, texts in self._texts(frame).items()
+        }
+
+    def _features(self, counts: dict[str, sp.csr_matrix], *, fit: bool = False) -> sp.csr_matrix:
+        if fit:
+            self._terms = {
+                name: Terms.fit(block, self.min_df, self.max_df) for name, block in counts.items()
+            }
+        blocks = [self._terms[name].tfidf(block) for name, block in counts.items()]
+        if "title" in counts:
+            blocks[list(counts).index("title")] *= self.title_weight
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     # --- fit -----------------------------------------------------------------------------
@@ -140,11 +198,16 @@ class TextClassifier:
         self.coef_ = np.ascontiguousarray(np.stack([c for c, _ in fitted], axis=1), np.float32)
         self.intercept_ = np.array([b for _, b in fitted], dtype=np.float32)
 
-    def fit(self, frame: pd.DataFrame, labels: Sequence[str]) -> TextClassifier:
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        labels: Sequence[str],
+        counts: dict[str, sp.csr_matrix] | None = None,
+    ) -> TextClassifier:
         """Fit on papers ordered oldest first (`frame` has `title`, `abstract` and, for
-        `half_life_days`, `published`).
+        `half_life_days`, `published`; `counts`, if given, are `self.counts(frame)`).
 
-        The vocabulary and its IDF come from every paper's text. With calibration, the
+        The kept n-grams and their IDF come from every paper's text. With calibration, the
         regressions are first fitted without the newest `calibration_fraction` of the papers,
         whose labels then fit the temperature (how sure the model may be of papers newer than
         its training data); the regressions are refitted on every paper at the end.
@@ -152,7 +215,7 @@ class TextClassifier:
         labels = np.asarray(labels, dtype=object)
         if len(np.unique(labels)) < 3:
             raise ValueError("need papers of at least 3 categories to rank a top 3")
-        features = self._features(frame, fit=True)
+        features = self._features(self.counts(frame) if counts is None else counts, fit=True)
         published = frame.get("published")
         n_fit = len(frame) - int(len(frame) * self.calibration_fraction)
         temperature = 1.0
@@ -186,7 +249,12 @@ class TextClassifier:
         """Probabilities per paper (rows) and class (`classes_`, columns)."""
         if self.classes_ is None:
             raise ValueError("the classifier is not fitted")
-        return _softmax(self._linear(self._features(frame)) / self.temperature_)
+        if not self._terms:
+            raise IncompatibleModel(
+                "this model was saved by an earlier version of arxiv-kedro (no hashed terms): "
+                "retrain (kedro run --pipeline training)"
+            )
+        return _softmax(self._linear(self._features(self.counts(frame))) / self.temperature_)
 
     def predict_top3(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per paper with `OUTPUT_COLUMNS`."""

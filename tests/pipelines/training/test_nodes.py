@@ -171,7 +171,7 @@ def test_the_candidate_parameter_chooses_the_recipe(split) -> None:
     baseline = fit_classifier(sample, PARAMS | {"candidate": "baseline"})
 
     assert (baseline.fields, baseline.calibration_fraction) == ("joined", 0)
-    assert list(baseline._vectorizers) == ["text"]
+    assert list(baseline._terms) == ["text"]
     with pytest.raises(ValueError, match=r"unknown training.candidate 'svm': use one of "):
         fit_classifier(sample, PARAMS | {"candidate": "svm"})
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from sklearn.metrics import confusion_matrix
 
 from arxiv_kedro.classification import registry
 from arxiv_kedro.classification.evaluation import evaluate
-from arxiv_kedro.classification.model import TextClassifier, check_input
+from arxiv_kedro.classification.model import IncompatibleModel, TextClassifier, check_input
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +81,25 @@ def split_by_time(
     return train, evaluation, summary
 
 
-def fit_classifier(papers: pd.DataFrame, params: dict[str, Any]) -> TextClassifier:
-    """Fit the candidate `params["candidate"]` of `params["candidates"]` on `papers` (oldest
-    first)."""
+def candidate(params: dict[str, Any]) -> TextClassifier:
+    """The unfitted candidate `params["candidate"]` of `params["candidates"]`."""
     name = params["candidate"]
     if name not in params["candidates"]:
         raise ValueError(
             f"unknown training.candidate {name!r}: use one of {sorted(params['candidates'])}"
         )
+    return TextClassifier(**params["candidates"][name])
+
+
+def fit_classifier(
+    papers: pd.DataFrame,
+    params: dict[str, Any],
+    counts: dict[str, sp.csr_matrix] | None = None,
+) -> TextClassifier:
+    """Fit the candidate on `papers` (oldest first; `counts`: their n-gram counts, if known)."""
+    name = params["candidate"]
     started = time.perf_counter()
-    model = TextClassifier(**params["candidates"][name]).fit(papers, papers.label.tolist())
+    model = candidate(params).fit(papers, papers.label.tolist(), counts)
     logger.info(
         "Fitted candidate %r on %s papers in %.0f s",
         name,
@@ -127,6 +137,7 @@ def rolling_origin_evaluation(
     period_of = papers.published.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period(period)
     newest = period_of.max() - settings["horizon"] + 1
     origins = [newest - i for i in reversed(range(settings["origins"]))]
+    counts = candidate(params).counts(papers)  # every paper's n-grams, counted once
     results = []
     for origin in origins:
         older = papers[period_of < origin]
@@ -137,9 +148,12 @@ def rolling_origin_evaluation(
                 f"{params['min_examples']} earlier papers: ingest papers of a longer period "
                 "or lower training.rolling_origin.origins"
             )
-        later = papers[(period_of >= origin) & (period_of < origin + settings["horizon"])]
-        train, evaluation = older[older.label.isin(labels)], later[later.label.isin(labels)]
-        model = fit_classifier(train, params)
+        labeled = papers.label.isin(labels).to_numpy()
+        before = labeled & (period_of < origin).to_numpy()
+        after = labeled & ((period_of >= origin) & (period_of < origin + settings["horizon"]))
+        train, evaluation = papers[before], papers[after]
+        rows = np.flatnonzero(before)
+        model = fit_classifier(train, params, {name: c[rows] for name, c in counts.items()})
         result = evaluate(
             model.predict_proba(evaluation),
             model.classes_,
@@ -331,7 +345,11 @@ def _compare(
                 f"training data (need {gate['min_papers']}): keeping the champion",
             }
         ours = _scores(model, unseen, params)
-        theirs = _scores(champion.load().model, unseen, params)
+        try:
+            theirs = _scores(champion.load().model, unseen, params)
+        except IncompatibleModel as exc:  # nothing can serve it any more: replace it
+            reason = f"champion v{champion.version}: {exc}"
+            return result | {"promote": True, "champion": None, "reason": reason}
         basis = f"both scored on {len(unseen):,} papers newer than the champion's training data"
     wins = ours[metric] > theirs[metric] + gate["min_improvement"]
     verdicts = [
