@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arxiv_kedro.stores.relational.engine import Database  # noqa: E402
-from bench.report import DOCS, machine, write_section  # noqa: E402
+from bench.report import DOCS, machine, sample_memory, write_section  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 from tests.support.pipelines import backfill  # noqa: E402
 
@@ -39,7 +39,7 @@ CANDIDATES = [
 
 
 def kedro(project: Path, env: dict[str, str], *args: str) -> dict:
-    """Run `kedro run` in the project; wall time and the peak RSS of its process tree."""
+    """Run `kedro run` in the project; wall time and the peak PSS of its process tree."""
     process = psutil.Popen(
         [str(KEDRO), "run", *args],
         cwd=project,
@@ -48,17 +48,11 @@ def kedro(project: Path, env: dict[str, str], *args: str) -> dict:
         stderr=subprocess.PIPE,
         text=True,
     )
-    started, peak = time.monotonic(), 0.0
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.2)
+    started = time.monotonic()
+    peak = max((mib for _, mib in sample_memory(process)), default=0.0)
     if process.returncode:
         sys.exit(f"kedro run {' '.join(args)} failed:\n{process.stderr.read()[-3000:]}")
-    return {"seconds": time.monotonic() - started, "peak_rss_mib": peak}
+    return {"seconds": time.monotonic() - started, "peak_pss_mib": peak}
 
 
 def speed(tracking_uri: str, store_url: str) -> dict:
@@ -200,7 +194,7 @@ def main() -> None:
         "categories with ≥ 20 evaluation papers; ECE over 15 bins.",
         "",
         "| candidate | accuracy | macro-F1 | top-3 | ECE | run (s) | load at start "
-        "| peak RSS (MiB) | took @champion |",
+        "| peak PSS (MiB) | took @champion |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run, rolling, _, decision in results:
@@ -208,7 +202,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['top3_accuracy']:.3f} | "
             f"{r['ece']:.3f} | {run['seconds']:.0f} | {run['load']:.1f} | "
-            f"{run['peak_rss_mib']:,.0f} | {'yes' if decision['promote'] else 'no'} |"
+            f"{run['peak_pss_mib']:,.0f} | {'yes' if decision['promote'] else 'no'} |"
         )
     lines += [
         "",

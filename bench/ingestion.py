@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import machine, sample_memory, write_section  # noqa: E402
 from tests.support.arxiv_server import ArxivServer, load_corpus, shared_data_dir  # noqa: E402
 
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -64,7 +64,7 @@ print(json.dumps({**report, "seconds": time.perf_counter() - started}))
 
 
 def backfill(snapshot: Path, url: str, documents_url: str = "", redis_url: str = "") -> dict:
-    """Run one backfill in a fresh process; sample the RSS of its whole process tree."""
+    """Run one backfill in a fresh process; sample the PSS of its whole process tree."""
     process = psutil.Popen(
         [sys.executable, "-c", BACKFILL, str(snapshot), url, documents_url, redis_url],
         stdout=subprocess.PIPE,
@@ -72,20 +72,11 @@ def backfill(snapshot: Path, url: str, documents_url: str = "", redis_url: str =
         text=True,
         cwd=ROOT,
     )
-    started, samples = time.monotonic(), []
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            # PSS: the pages the forked reader shares with the writer count once, not twice
-            rss = sum(p.memory_full_info().pss for p in tree if p.is_running())
-        except psutil.NoSuchProcess:
-            continue
-        samples.append((time.monotonic() - started, rss / 2**20))
-        time.sleep(0.2)
+    samples = sample_memory(process)
     report = json.loads(process.stdout.read().strip().splitlines()[-1])
     report["papers_per_second"] = report["fetched"] / report["seconds"]
-    report["peak_rss_mib"] = max(rss for _, rss in samples)
-    report["rss_samples"] = samples
+    report["peak_pss_mib"] = max(rss for _, rss in samples)
+    report["pss_samples"] = samples
     return report
 
 
@@ -235,9 +226,9 @@ def main() -> None:
                 if scratch:
                     drop_postgres(scratch)
             rows.append((setup, size, report))
-            series[f"{setup.split(' (')[0]}, {size}"] = report["rss_samples"]
+            series[f"{setup.split(' (')[0]}, {size}"] = report["pss_samples"]
             print(f"  {report['papers_per_second']:,.0f} papers/s, "
-                  f"peak PSS {report['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+                  f"peak PSS {report['peak_pss_mib']:.0f} MiB", flush=True)  # fmt: skip
     parsing = parse_throughput(daily)
     print(
         f"Atom parse: {parsing['parse_per_second']:,.0f} papers/s, "
@@ -267,11 +258,11 @@ def main() -> None:
     for backend, size, r in rows:
         lines.append(
             f"| {backend} | {size} | {r['fetched']:,} | {r['papers_per_second']:,.0f} | "
-            f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} |"
+            f"{r['seconds']:.1f} | {r['peak_pss_mib']:.0f} |"
         )
     rate = {(setup.split(" (")[0], size): r["papers_per_second"] for setup, size, r in rows}
     ratio = rate[("PostgreSQL alone", "72k")] / rate[("prod", "72k")]
-    peak = {(setup.split(" (")[0], size): r["peak_rss_mib"] for setup, size, r in rows}
+    peak = {(setup.split(" (")[0], size): r["peak_pss_mib"] for setup, size, r in rows}
     growth = max(
         peak[(s, "288k (4x)")] / peak[(s, "72k")]
         for s, size in peak

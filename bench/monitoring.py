@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingestion import backfill  # noqa: E402
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import machine, sample_memory, write_section  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 
 SCRATCH = Path(os.environ.get("BENCH_MONITORING_DIR", "/tmp/arxiv-bench-monitoring"))
@@ -142,14 +141,7 @@ def monitor(url: str, current: tuple[str, str], reference: tuple[str, str]) -> d
         cwd=ROOT,
         env=env,
     )
-    peak = 0.0
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()) / 2**20)
-        except psutil.NoSuchProcess:
-            continue
-        time.sleep(0.2)
+    peak = max((mib for _, mib in sample_memory(process)), default=0.0)
     if process.returncode != 0:
         raise SystemExit(f"the monitoring run failed ({process.returncode})")
     return json.loads(process.stdout.read().strip().splitlines()[-1]) | {"peak_pss_mib": peak}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,3 +35,19 @@ def write_section(name: str, lines: list[str]) -> Path:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
     return path
+
+
+def sample_memory(process: psutil.Popen, every: float = 0.2) -> list[tuple[float, float]]:
+    """(seconds since the first sample, MiB) of the PSS of a process and its children, every
+    `every` seconds until it ends. PSS: pages they share (a fork's, a worker pool's) count once,
+    where summing RSS would count them in every process."""
+    started, samples = time.monotonic(), []
+    while process.poll() is None:
+        try:
+            tree = [process, *process.children(recursive=True)]
+            pss = sum(p.memory_full_info().pss for p in tree if p.is_running())
+            samples.append((time.monotonic() - started, pss / 2**20))
+        except psutil.NoSuchProcess:  # a child ended between listing and reading it
+            pass
+        time.sleep(every)
+    return samples
