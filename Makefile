@@ -96,7 +96,7 @@ lock: $(STAMP)
 
 ## make bench — every benchmark under bench/ (or one: make bench BENCH=classifier); results go to
 ## docs/benchmarks.md, one section per script.
-BENCH ?= ingestion classifier summarization api image library monitoring
+BENCH ?= ingestion classifier classifier_sweep summarization api image library monitoring
 bench: $(STAMP)
 	for b in $(BENCH); do $(BIN)/python bench/$$b.py || exit 1; done
 
