@@ -96,11 +96,14 @@ def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
     # Each bar spans most of its day: on a time axis bars have a fixed width, and 90 overlap.
     frame["start"] = pd.to_datetime(frame["day"])
     frame["end"] = frame["start"] + pd.Timedelta(hours=18)
+    first, last = frame["start"].min(), frame["start"].max()
+    # Over more than a year, days without the year would be ambiguous.
+    dates = "%d %b" if last - first <= pd.Timedelta(days=366) else "%b %Y"
     chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("start:T", title=None, axis=alt.Axis(format="%d %b")),
+            x=alt.X("start:T", title=None, axis=alt.Axis(format=dates)),
             x2="end:T",
             y=alt.Y("sum(papers):Q", title="papers"),
             color=alt.Color(
@@ -111,6 +114,10 @@ def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
         .properties(height=320)
     )
     st.altair_chart(chart, width="stretch")
+    st.caption(
+        f"{ui.day(first.isoformat())} – {ui.day(last.isoformat())}: "
+        f"{frame['papers'].sum():,} papers by day of publication (UTC)"
+    )
 
 
 def _papers_per_category(categories: list[dict[str, Any]]) -> None:
