@@ -10,6 +10,9 @@ import streamlit as st
 
 from app import ui
 
+# The spans of papers per day the dashboard offers (`?range=`), in days up to the newest paper.
+RANGES = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
+DEFAULT_RANGE = "90 days"
 STALE_DAYS = 3  # arXiv announces every weekday: more than a long weekend without papers is odd
 TOP_CATEGORIES = 8  # more colours than this make a stacked chart unreadable: the rest is "other"
 LABELS = alt.Axis(labelLimit=280)  # category names are long; vega cuts labels at 180 px
@@ -26,28 +29,35 @@ def render() -> None:
     title, refresh = st.columns([6, 1], vertical_alignment="bottom")
     title.header("Dashboard")
     refresh.button("Refresh", icon=":material/refresh:", on_click=_refresh, width="stretch")
-    ranges = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
-    chosen = st.query_params.get("range", "90 days")
-    stats = ui.stats(ranges.get(chosen, 90))
+    chosen = st.query_params.get("range", DEFAULT_RANGE)
+    chosen = chosen if chosen in RANGES else DEFAULT_RANGE
+    stats = ui.stats(RANGES[chosen])
     categories = ui.categories()
     _totals(stats)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Papers per day")
-        picked = st.segmented_control(
-            "Range (up to the newest paper)",
-            list(ranges),
-            default=chosen if chosen in ranges else "90 days",
-            key="dashboard_range",
-        )
-        if picked and picked != chosen:
-            st.query_params["range"] = picked
-            st.rerun()
+        _range_control(chosen)
         _papers_per_day(stats["papers_per_day"], ui.category_names())
     with right:
         st.subheader("Papers per category")
         _papers_per_category(categories)
     _model(stats.get("model"))
+
+
+def _range_control(chosen: str) -> None:
+    """The range picker, showing the URL's range: it takes it when the URL changed under it
+    (Back, a link, a reload) or it was emptied (clicking the chosen range again)."""
+    state = st.session_state
+    if state.get("dashboard_range_url") != chosen or not state.get("dashboard_range"):
+        state["dashboard_range"] = state["dashboard_range_url"] = chosen
+    picked = st.segmented_control(
+        "Range (up to the newest paper)", list(RANGES), key="dashboard_range"
+    )
+    if picked != chosen:
+        if picked:
+            st.query_params["range"] = picked
+        st.rerun()
 
 
 def _refresh() -> None:
