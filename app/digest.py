@@ -17,21 +17,19 @@ SECTIONS = {"new": "New submissions", "cross_lists": "Cross-lists", "replacement
 def render() -> None:
     st.header("Daily digest")
     names = ui.category_names()
-    codes = list(names)
-    wanted = st.query_params.get("category", "")
+    _from_url(names)
     left, right, _ = st.columns([3, 1.3, 1.3], vertical_alignment="bottom")
-    # No key: the widgets take the URL's values whenever the URL changes (Back, a link, reload).
     category = left.selectbox(
         "Category",
-        codes,
-        index=codes.index(wanted) if wanted in codes else None,
-        format_func=lambda c: f"{names[c]} ({c})",
-        placeholder="Choose a category",
+        ["", *names],
+        key="digest_category",
+        format_func=lambda c: f"{names[c]} ({c})" if c else "Choose a category",
     )
     day = right.date_input(
         "Announcement day",
-        value=parse_day(st.query_params.get("day", "")),
+        value=None,
         min_value=FIRST_DAY,
+        key="digest_day",
         format="YYYY-MM-DD",
         help="Empty: the category's last announcement",
     )
@@ -56,9 +54,22 @@ def render() -> None:
             result(index, paper, names, key=part.replace("_", "-"))
 
 
-def _to_url(category: str | None, day: date | None) -> None:
+def _from_url(names: dict[str, str]) -> None:
+    """The widgets take the URL's values when the URL changed under them (reload, a link,
+    Back) or they were forgotten (another view was shown), as on Browse."""
+    wanted = {name: st.query_params.get(name, "") for name in ("category", "day")}
+    if st.session_state.get("digest_url") == wanted and "digest_category" in st.session_state:
+        return
+    st.session_state["digest_url"] = wanted
+    st.session_state["digest_category"] = wanted["category"] if wanted["category"] in names else ""
+    st.session_state["digest_day"] = parse_day(wanted["day"])
+
+
+def _to_url(category: str, day: date | None) -> None:
     """The chosen category and day into the URL (left out when empty)."""
-    for name, value in (("category", category), ("day", day.isoformat() if day else None)):
+    values = {"category": category, "day": day.isoformat() if day else ""}
+    st.session_state["digest_url"] = values
+    for name, value in values.items():
         if value and st.query_params.get(name) != value:
             st.query_params[name] = value
         elif not value and name in st.query_params:
