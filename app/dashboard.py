@@ -13,6 +13,7 @@ from app import ui
 # The spans of papers per day the dashboard offers (`?range=`), in days up to the newest paper.
 RANGES = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
 DEFAULT_RANGE = "90 days"
+NOT_EVALUATED = "not evaluated (no held-out papers)"
 STALE_DAYS = 3  # arXiv announces every weekday: more than a long weekend without papers is odd
 TOP_CATEGORIES = 8  # more colours than this make a stacked chart unreadable: the rest is "other"
 LABELS = alt.Axis(labelLimit=280)  # category names are long; vega cuts labels at 180 px
@@ -182,26 +183,30 @@ def _model(model: dict[str, Any] | None) -> None:
         return
     st.markdown("**F1 per category**")
     frame = _labelled(pd.DataFrame(per_class))
-    # A class without held-out papers has no score: said so, not drawn as an empty bar.
-    unscored = frame[frame["support"] == 0]
-    frame = frame[frame["support"] > 0]
-    if len(unscored):
-        st.caption("Not evaluated (no held-out papers): " + ", ".join(unscored["label"]))
-    chart = (
-        alt.Chart(frame)
+    frame["evaluated"] = frame["support"] > 0
+    # Every class in its row, best first; one without held-out papers has no score: its row
+    # says "not evaluated" instead of an empty bar that reads as a failure.
+    order = frame.sort_values(["evaluated", "f1"], ascending=False)["label"]
+    rows = alt.Chart(frame).encode(y=alt.Y("label:N", title=None, sort=list(order), axis=LABELS))
+    bars = (
+        rows.transform_filter("datum.evaluated")
         .mark_bar()
         .encode(
             x=alt.X(
                 "f1:Q",
                 title="F1",
                 scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(values=[i / 10 for i in range(11)]),
+                axis=alt.Axis(values=[i / 10 for i in range(11)], format=".1f"),
             ),
-            y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
             tooltip=["label:N", "precision:Q", "recall:Q", "f1:Q", "support:Q"],
         )
-        .properties(height=alt.Step(22))
     )
+    unevaluated = (
+        rows.transform_filter("!datum.evaluated")
+        .mark_text(align="left", dx=4, fontStyle="italic", color="gray")
+        .encode(x=alt.datum(0), text=alt.value(NOT_EVALUATED))
+    )
+    chart = (bars + unevaluated).properties(height=alt.Step(22))
     st.altair_chart(chart, width="stretch")
 
 
