@@ -764,7 +764,7 @@ def test_health_page_plots_alarms_and_the_evidently_report(
 # --- the API away -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("view", ["browse", "paper", "dashboard", "classify", "health"])
+@pytest.mark.parametrize("view", ["browse", "digest", "paper", "dashboard", "classify", "health"])
 def test_api_down_is_explained(page: Page, down_ui_url: str, view: str) -> None:
     open_view(page, down_ui_url, view, id=OLD_STYLE_ID)
     if view == "classify":
