@@ -4,6 +4,7 @@ announcement, by default the last, split as arXiv's listings are."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import streamlit as st
 
@@ -76,8 +77,9 @@ def _to_url(category: str, day: date | None) -> None:
             del st.query_params[name]
 
 
-def _heading(digest: dict, name: str, *, latest: bool) -> None:
-    counts = [f"{len(digest[part]):,} {heading.lower()}" for part, heading in SECTIONS.items()]
+def _heading(digest: dict[str, Any], name: str, *, latest: bool) -> None:
+    """Which announcement this is, how many papers each section lists, and the feed."""
+    counts = [f"{heading}: {len(digest[part]):,}" for part, heading in SECTIONS.items()]
     which = "Last announcement" if latest else "Announced"
     st.markdown(f"**{which}: {ui.day(digest['day'])}** · {name} ({digest['category']})")
     st.caption(" · ".join(counts))

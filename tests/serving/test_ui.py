@@ -621,7 +621,7 @@ def expect_digest(page: Page, digest: dict[str, Any]) -> None:
         ]
         expected = [re.compile(rf"(^|\s){c}(\s|$)") for c in classes]
         expect(page.locator(f"[class*='st-key-{key}-']")).to_have_class(expected)
-    counts = " · ".join(f"{len(digest[p])} {h.lower()}" for p, h in SECTIONS.items())
+    counts = " · ".join(f"{h}: {len(digest[p])}" for p, h in SECTIONS.items())
     expect(page.get_by_text(counts, exact=True)).to_be_visible()
 
 
