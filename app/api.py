@@ -115,6 +115,12 @@ class ApiClient:
     def recommendations(self, tag: str | None = None, limit: int = 20) -> dict[str, Any]:
         return self._request("GET", "/v1/me/recommendations", params={"tag": tag, "limit": limit})
 
+    def digest(self, category: str, day: date | None = None) -> dict[str, Any]:
+        """The category's papers announced on `day` (default: its last announcement), split into
+        `new`, `cross_lists` and `replacements` as arXiv lists them; `day` is the day shown."""
+        params = {"day": day.isoformat() if day else None}
+        return self._request("GET", f"/v1/digest/{category}", params=params)
+
     def feed_url(self, category: str) -> str:
         return f"{self.base_url}/feeds/categories/{category}"
 

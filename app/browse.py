@@ -106,7 +106,7 @@ def _from_url() -> None:
     st.session_state["browse_q"] = wanted["browse_q"]
     st.session_state["browse_category"] = wanted["browse_category"]
     for key in ("browse_from", "browse_to"):
-        st.session_state[key] = _day(wanted[key])
+        st.session_state[key] = parse_day(wanted[key])
     st.session_state["browse_has_summary"] = wanted["browse_has_summary"] == "1"
     sort = wanted["browse_sort"]
     st.session_state["browse_sort"] = sort if sort in SORTS else "relevance"
@@ -135,7 +135,7 @@ def _to_url() -> None:
             del st.query_params[name]
 
 
-def _day(text: str) -> date | None:
+def parse_day(text: str) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
     except ValueError:

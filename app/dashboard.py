@@ -10,6 +10,10 @@ import streamlit as st
 
 from app import ui
 
+# The spans of papers per day the dashboard offers (`?range=`), in days up to the newest paper.
+RANGES = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
+DEFAULT_RANGE = "90 days"
+NOT_EVALUATED = "not evaluated (no held-out papers)"
 STALE_DAYS = 3  # arXiv announces every weekday: more than a long weekend without papers is odd
 TOP_CATEGORIES = 8  # more colours than this make a stacked chart unreadable: the rest is "other"
 LABELS = alt.Axis(labelLimit=280)  # category names are long; vega cuts labels at 180 px
@@ -26,28 +30,35 @@ def render() -> None:
     title, refresh = st.columns([6, 1], vertical_alignment="bottom")
     title.header("Dashboard")
     refresh.button("Refresh", icon=":material/refresh:", on_click=_refresh, width="stretch")
-    ranges = {"30 days": 30, "90 days": 90, "1 year": 365, "All": 20_000}
-    chosen = st.query_params.get("range", "90 days")
-    stats = ui.stats(ranges.get(chosen, 90))
+    chosen = st.query_params.get("range", DEFAULT_RANGE)
+    chosen = chosen if chosen in RANGES else DEFAULT_RANGE
+    stats = ui.stats(RANGES[chosen])
     categories = ui.categories()
     _totals(stats)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Papers per day")
-        picked = st.segmented_control(
-            "Range (up to the newest paper)",
-            list(ranges),
-            default=chosen if chosen in ranges else "90 days",
-            key="dashboard_range",
-        )
-        if picked and picked != chosen:
-            st.query_params["range"] = picked
-            st.rerun()
+        _range_control(chosen)
         _papers_per_day(stats["papers_per_day"], ui.category_names())
     with right:
         st.subheader("Papers per category")
         _papers_per_category(categories)
     _model(stats.get("model"))
+
+
+def _range_control(chosen: str) -> None:
+    """The range picker, showing the URL's range: it takes it when the URL changed under it
+    (Back, a link, a reload) or it was emptied (clicking the chosen range again)."""
+    state = st.session_state
+    if state.get("dashboard_range_url") != chosen or not state.get("dashboard_range"):
+        state["dashboard_range"] = state["dashboard_range_url"] = chosen
+    picked = st.segmented_control(
+        "Range (up to the newest paper)", list(RANGES), key="dashboard_range"
+    )
+    if picked != chosen:
+        if picked:
+            st.query_params["range"] = picked
+        st.rerun()
 
 
 def _refresh() -> None:
@@ -96,11 +107,14 @@ def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
     # Each bar spans most of its day: on a time axis bars have a fixed width, and 90 overlap.
     frame["start"] = pd.to_datetime(frame["day"])
     frame["end"] = frame["start"] + pd.Timedelta(hours=18)
+    first, last = frame["start"].min(), frame["start"].max()
+    # Over more than a year, days without the year would be ambiguous.
+    dates = "%d %b" if last - first <= pd.Timedelta(days=366) else "%b %Y"
     chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("start:T", title=None, axis=alt.Axis(format="%d %b")),
+            x=alt.X("start:T", title=None, axis=alt.Axis(format=dates)),
             x2="end:T",
             y=alt.Y("sum(papers):Q", title="papers"),
             color=alt.Color(
@@ -111,6 +125,10 @@ def _papers_per_day(rows: list[dict[str, Any]], names: dict[str, str]) -> None:
         .properties(height=320)
     )
     st.altair_chart(chart, width="stretch")
+    st.caption(
+        f"{ui.day(first.isoformat())} – {ui.day(last.isoformat())}: "
+        f"{frame['papers'].sum():,} papers by day of publication (UTC)"
+    )
 
 
 def _papers_per_category(categories: list[dict[str, Any]]) -> None:
@@ -165,26 +183,30 @@ def _model(model: dict[str, Any] | None) -> None:
         return
     st.markdown("**F1 per category**")
     frame = _labelled(pd.DataFrame(per_class))
-    # A class without held-out papers has no score: said so, not drawn as an empty bar.
-    unscored = frame[frame["support"] == 0]
-    frame = frame[frame["support"] > 0]
-    if len(unscored):
-        st.caption("Not evaluated (no held-out papers): " + ", ".join(unscored["label"]))
-    chart = (
-        alt.Chart(frame)
+    frame["evaluated"] = frame["support"] > 0
+    # Every class in its row, best first; one without held-out papers has no score: its row
+    # says "not evaluated" instead of an empty bar that reads as a failure.
+    order = frame.sort_values(["evaluated", "f1"], ascending=False)["label"]
+    rows = alt.Chart(frame).encode(y=alt.Y("label:N", title=None, sort=list(order), axis=LABELS))
+    bars = (
+        rows.transform_filter("datum.evaluated")
         .mark_bar()
         .encode(
             x=alt.X(
                 "f1:Q",
                 title="F1",
                 scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(values=[i / 10 for i in range(11)]),
+                axis=alt.Axis(values=[i / 10 for i in range(11)], format=".1f"),
             ),
-            y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
             tooltip=["label:N", "precision:Q", "recall:Q", "f1:Q", "support:Q"],
         )
-        .properties(height=alt.Step(22))
     )
+    unevaluated = (
+        rows.transform_filter("!datum.evaluated")
+        .mark_text(align="left", dx=4, fontStyle="italic", color="gray")
+        .encode(x=alt.datum(0), text=alt.value(NOT_EVALUATED))
+    )
+    chart = (bars + unevaluated).properties(height=alt.Step(22))
     st.altair_chart(chart, width="stretch")
 
 

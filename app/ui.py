@@ -13,6 +13,7 @@ from app.api import ApiClient
 # Each view: its page's URL path (browse, the default, is served at /), title and menu icon.
 VIEWS = {
     "browse": ("Browse & search", ":material/search:"),
+    "digest": ("Daily digest", ":material/newspaper:"),
     "paper": ("Paper", ":material/article:"),
     "author": ("Author", ":material/person:"),
     "library": ("My library", ":material/bookmarks:"),
@@ -20,9 +21,6 @@ VIEWS = {
     "dashboard": ("Dashboard", ":material/bar_chart:"),
     "health": ("Health", ":material/monitor_heart:"),
 }
-# The views that show one paper or author: in the menu only once one was opened (linking back
-# to it), since they need an id.
-DETAIL_VIEWS = ("paper", "author")
 
 
 @st.cache_resource
@@ -62,12 +60,11 @@ def link(view: str, label: str | None = None, **params: str) -> None:
 
 def menu(shown: str) -> None:
     """The sidebar menu, drawn once the view `shown` ran: one link per view, each back to the
-    state (the query) it was last shown in."""
+    state (the query) it was last shown in. Paper and Author are there before one was opened
+    too: they then ask for an id or a name."""
     st.session_state[f"last_{shown}"] = st.query_params.to_dict()
     for view in VIEWS:
-        last = st.session_state.get(f"last_{view}")
-        if view not in DETAIL_VIEWS or last:
-            link(view, **(last or {}))
+        link(view, **st.session_state.get(f"last_{view}", {}))
 
 
 def day(timestamp: str | None) -> str:

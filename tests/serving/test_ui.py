@@ -3,20 +3,37 @@ world's papers: what a user sees and does. Screenshots of each view go to $UI_SC
 
 from __future__ import annotations
 
+import copy
 import re
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import pytest
+from mlflow.tracking import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import update
 
 from arxiv_kedro.classification import registry
-from tests.conftest import free_port
-from tests.serving.conftest import API_KEY, OLD_STYLE_ID, Champion, World, monitor
+from arxiv_kedro.stores.relational.engine import Database
+from arxiv_kedro.stores.schema import ingestion_runs
+from tests.conftest import PROJECT_ROOT, free_port
+from tests.serving.conftest import (
+    API_KEY,
+    OLD_STYLE_ID,
+    Champion,
+    World,
+    monitor,
+    write_conf,
+)
 from tests.serving.test_papers import stored_order, summary_kinds
 from tests.support.atom import valid_atom
 from tests.support.ui import (
@@ -25,6 +42,7 @@ from tests.support.ui import (
     VIEWPORT,
     WAIT_MS,
     open_view,
+    running_api,
     running_ui,
     screenshot,
     wait_idle,
@@ -70,6 +88,69 @@ def down_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     api_url = f"http://127.0.0.1:{free_port()}"
     with running_ui(api_url, tmp_path_factory.mktemp("ui-down")) as url:
         yield url
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A UI over a copy of the embedded world's stores, arranged by a test, served by an API
+    that caches nothing and whose champion has a class without evaluation papers."""
+
+    ui_url: str
+    api_url: str
+    relational_url: str
+    unevaluated: str  # the champion's class that had no held-out paper
+
+
+@pytest.fixture(scope="session")
+def staged(
+    embedded: World, champion: Champion, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Staged]:
+    project = tmp_path_factory.mktemp("staged")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    data = project / "data" / "03_primary"
+    data.mkdir(parents=True)
+    stores = {**embedded.stores_globals}
+    for key, name in (("relational_url", "arxiv.db"), ("documents_url", "documents.db")):
+        copy_sqlite(Path(stores[key].removeprefix("sqlite:///")), data / name)
+        stores[key] = f"sqlite:///{data / name}"
+    write_conf(project / "conf", "local", stores)
+    uri, unevaluated = registry_with_an_unevaluated_class(champion, project)
+    env = embedded.environment(MLFLOW_TRACKING_URI=uri, API_CACHE_TTL_SECONDS="0")
+    with (
+        running_api(project / "conf", env, project) as api_url,
+        running_ui(api_url, project) as ui_url,
+    ):
+        yield Staged(ui_url, api_url, stores["relational_url"], unevaluated)
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database another process may be using."""
+    with closing(sqlite3.connect(source)) as old, closing(sqlite3.connect(target)) as new:
+        old.backup(new)
+
+
+def registry_with_an_unevaluated_class(champion: Champion, directory: Path) -> tuple[str, str]:
+    """A registry of its own under `directory` whose champion is `champion`'s model, with an
+    evaluation report in which its last class had no held-out paper (as when a category is too
+    rare for the test split); its tracking URI and that class."""
+    original = MlflowClient(champion.uri, champion.uri).get_model_version(
+        registry.MODEL_NAME, champion.version
+    )
+    report = copy.deepcopy(champion.evaluation)
+    unevaluated = sorted(report["per_class"])[-1]
+    report["per_class"][unevaluated] = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    experiment = client.create_experiment("staged", str(directory / "mlruns"))
+    run = client.create_run(experiment).info.run_id
+    client.log_dict(run, report, "evaluation_report.json")
+    client.set_terminated(run)
+    client.create_registered_model(registry.MODEL_NAME)
+    version = client.create_model_version(
+        registry.MODEL_NAME, original.source, run_id=run, tags=original.tags
+    )
+    client.set_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION, version.version)
+    return uri, unevaluated
 
 
 @pytest.fixture(scope="session")
@@ -431,6 +512,219 @@ def test_dashboard_without_a_model(page: Page, modelless_ui_url: str) -> None:
     no_traceback(page)
 
 
+def day(text: str) -> str:
+    """An API timestamp or date as the UI writes it: 2 Jan 2025."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def expect_papers_per_day(page: Page, api_url: str, days: int) -> None:
+    """The first chart plots the API's papers per day over `days`: a bar per day and primary
+    category (the few categories stored need no "other"), and says which days and how many."""
+    rows = get(api_url, "/v1/stats", days=days)["papers_per_day"]
+    assert len({row["category"] for row in rows}) <= 8
+    bars = page.locator(CHART).first.locator("svg .mark-rect path")
+    expect(bars).to_have_count(len(rows))
+    first, last = rows[0]["day"], rows[-1]["day"]
+    total = sum(row["papers"] for row in rows)
+    caption = f"{day(first)} – {day(last)}: {total:,} papers by day of publication (UTC)"
+    expect(page.get_by_text(caption, exact=True)).to_be_visible()
+
+
+def test_dashboard_range_covers_the_whole_history(
+    page: Page, ui_url: str, embedded_api: str
+) -> None:
+    open_view(page, ui_url, "dashboard")
+    expect_papers_per_day(page, embedded_api, 90)  # the default: the last quarter
+
+    page.get_by_test_id("stButtonGroup").get_by_text("All", exact=True).click()
+
+    expect_papers_per_day(page, embedded_api, 20_000)
+    expect(page.get_by_text("14 Sep 1998 – ")).to_be_visible()  # the old-style paper's day
+    assert page.url.endswith("/dashboard?range=All")
+    page.get_by_test_id("stButtonGroup").get_by_text("30 days", exact=True).click()
+    expect_papers_per_day(page, embedded_api, 30)
+
+    page.go_back()
+
+    expect_papers_per_day(page, embedded_api, 20_000)
+    page.reload()
+    wait_idle(page)
+    expect_papers_per_day(page, embedded_api, 20_000)
+    no_traceback(page)
+
+
+def finish_ingestions(relational_url: str, at: datetime) -> None:
+    """Every ingestion run of the store finished at `at`."""
+    database = Database.open(relational_url)
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(update(ingestion_runs).values(finished_at=at))
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("lag", [10, 1])
+def test_dashboard_warns_when_the_newest_paper_is_older_than_the_last_ingestion(
+    page: Page, staged: Staged, lag: int
+) -> None:
+    newest = get(staged.api_url, "/v1/stats")["latest_published"]
+    finished = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(days=lag)
+    finish_ingestions(staged.relational_url, finished)
+
+    open_view(page, staged.ui_url, "dashboard")
+    page.get_by_role("button", name="Refresh").click()  # the UI keeps counts up to 30 s
+
+    ingested = f"last ingestion succeeded {day(finished.isoformat())}"
+    expect(page.get_by_text(f"Newest paper published {day(newest)}; {ingested}")).to_be_visible()
+    warning = page.get_by_test_id("stAlert").filter(has_text="days older than the last ingestion")
+    if lag > 3:
+        expect(warning).to_contain_text(f"The newest paper is {lag} days older")
+        screenshot(page, "dashboard-stale")
+    else:
+        expect(warning).to_have_count(0)
+    no_traceback(page)
+
+
+def test_dashboard_marks_classes_without_evaluation_papers(
+    page: Page, staged: Staged, champion: Champion, official_names: dict[str, str]
+) -> None:
+    open_view(page, staged.ui_url, "dashboard")
+
+    f1 = page.locator(CHART).last
+    for label in champion.labels:  # every class has its row
+        expect(f1).to_contain_text(f"{official_names[label]} ({label})")
+    expect(f1.locator("svg .mark-text.role-mark text")).to_have_text(
+        ["not evaluated (no held-out papers)"]
+    )
+    expect(f1.locator("svg .mark-rect path")).to_have_count(
+        len(champion.labels) - 1
+    )  # no blank bar
+    screenshot(page, "dashboard-not-evaluated")
+    no_traceback(page)
+
+
+# --- the daily digest ---------------------------------------------------------------------------
+
+SECTIONS = {"new": "New submissions", "cross_lists": "Cross-lists", "replacements": "Replacements"}
+
+
+def expect_digest(page: Page, digest: dict[str, Any]) -> None:
+    """Each section lists the API's papers of its part, in its order, under its count."""
+    for part, heading in SECTIONS.items():
+        papers = digest[part]
+        expect(page.get_by_role("heading", name=f"{heading} ({len(papers)})")).to_be_visible()
+        key = part.replace("_", "-")
+        classes = [
+            f"st-key-{key}-{i}-{re.sub(r'[^a-zA-Z0-9_-]', '-', p['arxiv_id'])}"
+            for i, p in enumerate(papers)
+        ]
+        expected = [re.compile(rf"(^|\s){c}(\s|$)") for c in classes]
+        expect(page.locator(f"[class*='st-key-{key}-']")).to_have_class(expected)
+    counts = " · ".join(f"{h}: {len(digest[p])}" for p, h in SECTIONS.items())
+    expect(page.get_by_text(counts, exact=True)).to_be_visible()
+
+
+def test_the_digest_of_a_category_as_arxiv_lists_it(
+    page: Page, ui_url: str, embedded_api: str, official_names: dict[str, str]
+) -> None:
+    category = "astro-ph.GA"
+    digest = get(embedded_api, f"/v1/digest/{category}")
+    assert sum(bool(digest[part]) for part in SECTIONS) >= 2  # more than one section to tell
+    open_view(page, ui_url, "browse")
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Daily digest").click()
+    expect(page.get_by_text("Choose a category")).to_be_visible()
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Category").click()
+    page.keyboard.type(category)
+    page.get_by_role("option", name=f"{official_names[category]} ({category})").click()
+
+    expect(page.get_by_text(f"Last announcement: {day(digest['day'])}")).to_be_visible()
+    expect_digest(page, digest)
+    assert page.url == f"{ui_url}/digest?category={category}"
+    feed = page.get_by_role("link", name=f"Atom feed of {category}")
+    href = f"{embedded_api}/feeds/categories/{category}"
+    expect(feed).to_have_attribute("href", href)
+    valid_atom(httpx.get(href, timeout=30).content)
+    screenshot(page, "digest")
+    part = next(p for p in SECTIONS if digest[p])
+    paper = digest[part][0]
+
+    page.get_by_role("link", name=paper["title"]).first.click()
+
+    expect(page.get_by_role("heading", name=paper["title"])).to_be_visible()
+    assert unquote(page.url) == f"{ui_url}/paper?id={paper['arxiv_id']}"
+    page.go_back()
+    expect_digest(page, digest)
+    page.reload()
+    wait_idle(page)
+    expect_digest(page, digest)
+    no_traceback(page)
+
+
+def test_the_digest_of_a_chosen_day_is_restored_by_back(
+    page: Page, ui_url: str, embedded_api: str
+) -> None:
+    """hep-th/9809096 v2 appeared on 9 Nov 1998: a replacement in hep-ph, where it is
+    cross-listed."""
+    last = get(embedded_api, "/v1/digest/hep-ph")
+    open_view(page, ui_url, "digest", category="hep-ph")
+    expect_digest(page, last)
+    year = page.get_by_role("group", name="Announcement day").get_by_role(
+        "spinbutton", name=re.compile("^year")
+    )
+    expect(year).to_have_attribute("aria-valuetext", "Empty")  # the last announcement
+
+    year.click()
+    page.keyboard.type("19981109")  # year, month, day
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Daily digest").click()  # a typed date applies on leaving
+
+    digest = get(embedded_api, "/v1/digest/hep-ph", day="1998-11-09")
+    expect(page.get_by_text("Announced: 9 Nov 1998")).to_be_visible()
+    expect_digest(page, digest)
+    assert [p["arxiv_id"] for p in digest["replacements"]] == [OLD_STYLE_ID]
+    assert page.url == f"{ui_url}/digest?category=hep-ph&day=1998-11-09"
+
+    page.go_back()
+
+    expect(page.get_by_text(f"Last announcement: {day(last['day'])}")).to_be_visible()
+    expect_digest(page, last)
+    expect(year).to_have_attribute("aria-valuetext", "Empty")
+    page.go_forward()
+    expect_digest(page, digest)
+    expect(year).to_have_attribute("aria-valuetext", "1998")
+    no_traceback(page)
+
+
+# --- the menu -----------------------------------------------------------------------------------
+
+
+def test_paper_and_author_are_in_the_menu_before_one_was_opened(
+    page: Page, ui_url: str, embedded: World
+) -> None:
+    open_view(page, ui_url, "browse")
+    menu = page.get_by_test_id("stSidebar")
+
+    menu.get_by_role("link", name="Author", exact=True).click()
+    expect(page.get_by_text("Enter an author's full name")).to_be_visible()
+    menu.get_by_role("link", name="Paper", exact=True).click()
+    expect(page.get_by_text("Enter an arXiv id")).to_be_visible()
+    wait_idle(page)
+    assert page.url == f"{ui_url}/paper"
+    arxiv_id = page.get_by_role("textbox", name="arXiv id")
+    arxiv_id.fill(OLD_STYLE_ID)
+    arxiv_id.press("Enter")
+
+    title = embedded.corpus.papers[OLD_STYLE_ID].title
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    menu.get_by_role("link", name="Browse & search").click()
+    expect_shown(page, stored_order(embedded)[:PAGE_SIZE], more=True)
+    menu.get_by_role("link", name="Paper", exact=True).click()  # back to the paper opened
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    no_traceback(page)
+
+
 # --- health -------------------------------------------------------------------------------------
 
 
@@ -470,7 +764,7 @@ def test_health_page_plots_alarms_and_the_evidently_report(
 # --- the API away -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("view", ["browse", "paper", "dashboard", "classify", "health"])
+@pytest.mark.parametrize("view", ["browse", "digest", "paper", "dashboard", "classify", "health"])
 def test_api_down_is_explained(page: Page, down_ui_url: str, view: str) -> None:
     open_view(page, down_ui_url, view, id=OLD_STYLE_ID)
     if view == "classify":

@@ -81,6 +81,20 @@ def test_old_style_ids_keep_their_slash(client: ApiClient, embedded: World) -> N
     assert client.paper(f"{OLD_STYLE_ID}v1")["arxiv_id"] == OLD_STYLE_ID
 
 
+def test_digest_of_the_last_announcement_or_of_a_day(client: ApiClient) -> None:
+    last = client.digest("hep-ph")
+    assert last["category"] == "hep-ph" and last["day"] > "1998-11-09"
+    assert last["new"] or last["cross_lists"] or last["replacements"]
+
+    day = client.digest("hep-ph", date(1998, 11, 9))  # hep-th/9809096 v2, cross-listed in hep-ph
+
+    assert day["day"] == "1998-11-09" and day["new"] == day["cross_lists"] == []
+    assert [p["arxiv_id"] for p in day["replacements"]] == [OLD_STYLE_ID]
+    with pytest.raises(ApiError) as unknown:
+        client.digest("q-fin.TR")  # no stored paper is in it
+    assert unknown.value.status == 404 and "q-fin.TR" in unknown.value.detail
+
+
 def test_api_key_is_sent_only_when_set(
     embedded_api: str, embedded: World, champion: Champion
 ) -> None:
