@@ -35,6 +35,8 @@ VARIANTS = [
     ("`linear`, C 3", "linear", {"C": 3.0}),
     ("`linear`, liblinear tol 0.01", "linear", {"tol": 0.01}),
     ("`linear`, half-life 120 days", "linear", {"half_life_days": 120}),
+    ("`linear` + complement naive Bayes, weight 0.3", "linear", {"nb_weight": 0.3}),
+    ("`linear` + complement naive Bayes, weight 0.15", "linear", {"nb_weight": 0.15}),
 ]
 
 

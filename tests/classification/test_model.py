@@ -363,3 +363,18 @@ def test_evaluate_ece_is_zero_when_certain_and_right() -> None:
 def test_evaluate_refuses_an_empty_evaluation_set() -> None:
     with pytest.raises(ValueError, match="empty"):
         evaluate(np.empty((0, 4)), CLASSES, np.array([], dtype=object))
+
+
+def test_a_naive_bayes_vote_shifts_the_probabilities(
+    model: TextClassifier, train: pd.DataFrame, held_out: pd.DataFrame
+) -> None:
+    voted = TextClassifier(**SMALL | {"nb_weight": 0.3}).fit(train, train.label)
+    majority = held_out.label.value_counts(normalize=True).max()
+
+    probabilities = voted.predict_proba(held_out)
+
+    assert voted.nb_log_prob_.shape == voted.coef_.shape
+    assert model.nb_log_prob_ is None
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(probabilities - model.predict_proba(held_out)).max() > 0.05
+    assert accuracy(voted, held_out) > max(0.8, majority + 0.3)

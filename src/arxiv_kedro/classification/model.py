@@ -22,8 +22,10 @@ import pandas as pd
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
 from sklearn.preprocessing import normalize
 
 from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
@@ -100,7 +102,9 @@ class TextClassifier:
     ("balanced" or null) go to the logistic regressions (one per class); with `half_life_days`, a
     paper's weight halves for every that many days it is older than the newest paper.
     `calibration_fraction` of the training papers (the newest: pass them oldest first) fit the
-    softmax temperature; 0 skips calibration.
+    softmax temperature; 0 skips calibration. With `nb_weight` > 0, a complement naive Bayes
+    (smoothing `nb_alpha`) votes too: the log-probabilities of both, weighted, before the
+    temperature.
     """
 
     fields: str = "separate"
@@ -112,11 +116,14 @@ class TextClassifier:
     half_life_days: float | None = None
     calibration_fraction: float = 0.15
     tol: float = 1e-3
+    nb_weight: float = 0.0
+    nb_alpha: float = 0.3
     n_jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     classes_: np.ndarray | None = field(default=None, init=False)
     coef_: np.ndarray | None = field(default=None, init=False, repr=False)
     intercept_: np.ndarray | None = field(default=None, init=False, repr=False)
     temperature_: float = field(default=1.0, init=False)
+    nb_log_prob_: np.ndarray | None = field(default=None, init=False, repr=False)
     _terms: dict[str, Terms] = field(default_factory=dict, init=False, repr=False)
 
     # A fitted model never changes: pipelines and MLflow's pyfunc wrapper deep-copy their
@@ -197,6 +204,9 @@ class TextClassifier:
         self.classes_ = classes.astype(object)
         self.coef_ = np.ascontiguousarray(np.stack([c for c, _ in fitted], axis=1), np.float32)
         self.intercept_ = np.array([b for _, b in fitted], dtype=np.float32)
+        if self.nb_weight:  # unweighted: its complement counts are balanced enough
+            bayes = ComplementNB(alpha=self.nb_alpha).fit(features, encoded)
+            self.nb_log_prob_ = np.ascontiguousarray(bayes.feature_log_prob_.T, np.float32)
 
     def fit(
         self,
@@ -228,7 +238,14 @@ class TextClassifier:
         return self
 
     def _linear(self, features: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(features @ self.coef_) + self.intercept_
+        """Scores whose softmax is the (uncalibrated) probabilities."""
+        scores = np.asarray(features @ self.coef_) + self.intercept_
+        if not self.nb_weight:
+            return scores
+        bayes = np.asarray(features @ self.nb_log_prob_)
+        return (1 - self.nb_weight) * log_softmax(scores, axis=1) + self.nb_weight * log_softmax(
+            bayes, axis=1
+        )
 
     def _temperature(self, scores: np.ndarray, truth: np.ndarray) -> float:
         """The softmax temperature that maximises the likelihood of the true labels."""
