@@ -378,3 +378,10 @@ def test_a_naive_bayes_vote_shifts_the_probabilities(
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(probabilities - model.predict_proba(held_out)).max() > 0.05
     assert accuracy(voted, held_out) > max(0.8, majority + 0.3)
+
+
+def test_bounds_that_keep_no_ngram_are_refused(train: pd.DataFrame) -> None:
+    sample = train.iloc[:30]
+
+    with pytest.raises(ValueError, match=r"no n-gram is in at least min_df=50 .* of 30 papers"):
+        TextClassifier(**SMALL | {"min_df": 50}).fit(sample, sample.label)
