@@ -917,8 +917,10 @@ def expect_recommended(page: Page, tag: str, recommended: list[dict[str, Any]]) 
     expect(tab).to_have_attribute("aria-selected", "true")
     expect(page.get_by_text(f"you tagged “{tag}”")).to_be_visible()
     keys = [
-        re.compile(rf"(^|\s)st-key-recommended-{i}-{re.sub(r'[^a-zA-Z0-9_-]', '-', p['arxiv_id'])}")
-        for i, p in enumerate(recommended)
+        re.compile(
+            rf"(^|\s)st-key-recommended-{index}-{re.sub(r'[^a-zA-Z0-9_-]', '-', arxiv_id)}(\s|$)"
+        )
+        for index, arxiv_id in enumerate(paper["arxiv_id"] for paper in recommended)
     ]
     expect(page.locator("[class*='st-key-recommended-']")).to_have_class(keys)
 
