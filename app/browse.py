@@ -50,7 +50,8 @@ def render() -> None:
         key="browse_category",
         format_func=lambda c: f"{names[c]} ({c})" if c else "All categories",
     )
-    # Two fields, not a range picker: a typed date applies on Enter, without the calendar.
+    # Two fields, not a range picker: a typed date applies without the calendar, once the field
+    # loses focus (Enter alone does not apply it).
     start = start_column.date_input(
         "Published from", value=None, min_value=FIRST_DAY, key="browse_from", format="YYYY-MM-DD"
     )

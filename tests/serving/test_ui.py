@@ -892,6 +892,81 @@ def test_tag_a_paper_then_see_recommendations(
     screenshot(page, "library")
 
 
+def me(api_url: str, method: str, path: str, **params: Any) -> Any:
+    """The API's answer to the UI's user (its key) about their library."""
+    response = httpx.request(
+        method, f"{api_url}/v1/me{path}", params=params, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    assert response.is_success, (path, response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def expect_tagged(page: Page, tag: str, other: str) -> None:
+    """The library shows `tag` chosen and its papers, not `other`'s, under the Tagged tab."""
+    expect(page.get_by_role("combobox", name="Tag")).to_have_value(tag)
+    expect(page.get_by_role("tab", name="Tagged")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("heading", name=tag)).to_be_visible()
+    expect(page.get_by_role("heading", name=other)).to_have_count(0)
+
+
+def expect_recommended(page: Page, tag: str, recommended: list[dict[str, Any]]) -> None:
+    """The library shows `tag` chosen and, under its tab, `recommended` (the API's
+    recommendations for `tag`), in their order."""
+    expect(page.get_by_role("combobox", name="Tag")).to_have_value(tag)
+    tab = page.get_by_role("tab", name="Recommended for you")
+    expect(tab).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_text(f"you tagged “{tag}”")).to_be_visible()
+    keys = [
+        re.compile(
+            rf"(^|\s)st-key-recommended-{index}-{re.sub(r'[^a-zA-Z0-9_-]', '-', arxiv_id)}(\s|$)"
+        )
+        for index, arxiv_id in enumerate(paper["arxiv_id"] for paper in recommended)
+    ]
+    expect(page.locator("[class*='st-key-recommended-']")).to_have_class(keys)
+
+
+def test_back_and_reload_restore_the_library_tag_and_its_recommendations(
+    page: Page, ui_url: str, embedded_api: str, embedded: World
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    tagged = {f"theory-{run}": OLD_STYLE_ID, f"newest-{run}": stored_order(embedded)[0]}
+    first, second = tagged
+    for tag, arxiv_id in tagged.items():
+        me(embedded_api, "PUT", f"/tags/{tag}/{arxiv_id}")
+    try:
+        recommended = {
+            tag: me(embedded_api, "GET", "/recommendations", tag=tag)["items"] for tag in tagged
+        }
+        assert recommended[first] and recommended[first] != recommended[second]
+        open_view(page, ui_url, "library", tag=first, tab="recommended")
+        expect_recommended(page, first, recommended[first])
+
+        page.get_by_role("combobox", name="Tag").click()
+        page.get_by_role("option", name=second).click()
+
+        expect_recommended(page, second, recommended[second])
+        assert unquote(page.url) == f"{ui_url}/library?tag={second}&tab=recommended"
+        page.go_back()
+        expect_recommended(page, first, recommended[first])
+        assert unquote(page.url) == f"{ui_url}/library?tag={first}&tab=recommended"
+        page.reload()
+        wait_idle(page)
+        expect_recommended(page, first, recommended[first])
+        page.go_forward()
+        expect_recommended(page, second, recommended[second])
+
+        page.get_by_role("tab", name="Tagged").click()
+
+        expect_tagged(page, second, first)
+        assert unquote(page.url) == f"{ui_url}/library?tag={second}"
+        page.go_back()
+        expect_recommended(page, second, recommended[second])
+        no_traceback(page)
+    finally:
+        for tag, arxiv_id in tagged.items():
+            me(embedded_api, "DELETE", f"/tags/{tag}/{arxiv_id}")
+
+
 def test_a_category_links_its_atom_feed(page: Page, ui_url: str, embedded_api: str) -> None:
     open_view(page, ui_url, "browse", category="astro-ph.GA")
 
