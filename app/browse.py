@@ -128,12 +128,7 @@ def _to_url() -> None:
     if values != st.session_state.get("browse_url"):
         st.query_params.pop("pages", None)
     st.session_state["browse_url"] = values
-    for key, name in URL_KEYS.items():
-        if values[key]:
-            if st.query_params.get(name) != values[key]:
-                st.query_params[name] = values[key]
-        elif name in st.query_params:
-            del st.query_params[name]
+    ui.to_url({name: values[key] for key, name in URL_KEYS.items()})
 
 
 def parse_day(text: str) -> date | None:

@@ -70,11 +70,7 @@ def _to_url(category: str, day: date | None) -> None:
     """The chosen category and day into the URL (left out when empty)."""
     values = {"category": category, "day": day.isoformat() if day else ""}
     st.session_state["digest_url"] = values
-    for name, value in values.items():
-        if value and st.query_params.get(name) != value:
-            st.query_params[name] = value
-        elif not value and name in st.query_params:
-            del st.query_params[name]
+    ui.to_url(values)
 
 
 def _heading(digest: dict[str, Any], name: str, *, latest: bool) -> None:

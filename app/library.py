@@ -61,8 +61,4 @@ def _to_url(tag: str, tab: str) -> None:
     """The chosen tag and tab into the URL (left out when empty: every tag, Tagged)."""
     values = {"tag": tag, "tab": tab}
     st.session_state["library_url"] = values
-    for name, value in values.items():
-        if value and st.query_params.get(name) != value:
-            st.query_params[name] = value
-        elif not value and name in st.query_params:
-            del st.query_params[name]
+    ui.to_url(values)

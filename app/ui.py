@@ -67,6 +67,16 @@ def menu(shown: str) -> None:
         link(view, **st.session_state.get(f"last_{view}", {}))
 
 
+def to_url(values: dict[str, str]) -> None:
+    """Query parameters of the URL set to `values`, the empty ones left out; parameters already
+    right are not written again (each write is a browser history entry)."""
+    for name, value in values.items():
+        if value and st.query_params.get(name) != value:
+            st.query_params[name] = value
+        elif not value and name in st.query_params:
+            del st.query_params[name]
+
+
 def day(timestamp: str | None) -> str:
     """An API timestamp as a day: 2025-01-02T18:00:00Z -> 2 Jan 2025."""
     if not timestamp:
