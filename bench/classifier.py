@@ -188,7 +188,7 @@ def main() -> None:
         "Each candidate is one `kedro run --pipeline training --params training.candidate=<name>`"
         " in the same scratch MLflow registry, in this order. For each origin month *m* "
         f"({', '.join(o['origin'] for o in origins)}) the candidate is fitted on every paper "
-        "published before *m* (labels: the categories with ≥ 250 of them; vocabulary, weights "
+        "published before *m* (labels: the categories with ≥ 250 of them; kept n-grams, weights "
         "and temperature fitted on those papers only) and evaluated on the papers of months "
         "*m … m + 2*; the table gives the means over the origins. Macro-F1 averages the "
         "categories with ≥ 20 evaluation papers; ECE over 15 bins.",
