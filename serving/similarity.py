@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 RECENT = 10_000  # recommendations rank the newest papers
 NEGATIVES = 2_000  # papers a user's model learns their tags apart from (5,000: 1.6x slower)
 DIMENSIONS = 256  # of the projection the graph searches
-CANDIDATES = 100  # the graph proposes, the exact cosine ranks (>= twice the largest limit)
+# The graph proposes, the exact cosine ranks: at 72k, 100 / 300 / 1,000 candidates find 59 / 74
+# / 86 % of the exact top 10 (the projection loses the rare words), for ~3 / 10 / 16 ms.
+CANDIDATES = 1_000
 REFIT_GROWTH = 1.25  # refit words and projection once the store grew by a quarter since
 
 
@@ -161,7 +163,7 @@ class Vectors:
         if row is None:
             return None
         query = self.embedding.project(self.matrix[row])[0]
-        found = self.graph.search(query, max(CANDIDATES, 2 * limit) + 1).keys
+        found = self.graph.search(query, CANDIDATES + 1).keys
         found = found[(found != row) & (found < len(self.ids))]  # the graph may be ahead
         scores = np.zeros(len(self.ids), dtype=np.float32)
         scores[found] = (self.matrix[found] @ self.matrix[row].T).toarray().ravel()
