@@ -17,6 +17,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -201,6 +202,7 @@ def synthetic_10x(vectors: Vectors) -> dict:
         matrix=matrix,
         embedding=vectors.embedding,
         graph=Index(ndim=vectors.graph.ndim, metric="cos", dtype="f16"),
+        graph_lock=threading.Lock(),
         fitted_on=len(vectors.ids),
         fingerprint=(),
     )

@@ -84,6 +84,7 @@ class Vectors:
     published: np.ndarray  # timestamps by row
     embedding: Embedding
     graph: Index  # keys are rows; may hold rows newer than these Vectors (see `extended`)
+    graph_lock: threading.Lock  # usearch's per-thread search contexts are not for two callers
     fitted_on: int  # papers the embedding was fitted on
     fingerprint: tuple
 
@@ -100,6 +101,7 @@ class Vectors:
             matrix=embedding.tfidf(texts),
             embedding=embedding,
             graph=graph,
+            graph_lock=threading.Lock(),
             fitted_on=len(corpus),
             fingerprint=fingerprint,
         )
@@ -117,6 +119,7 @@ class Vectors:
             matrix=sparse.vstack([self.matrix, self.embedding.tfidf(texts_of(corpus))]).tocsr(),
             embedding=self.embedding,
             graph=self.graph,
+            graph_lock=self.graph_lock,
             fitted_on=self.fitted_on,
             fingerprint=fingerprint,
         )
@@ -139,7 +142,8 @@ class Vectors:
         for first in range(start, len(self.ids), 50_000):
             last = min(first + 50_000, len(self.ids))
             batch = self.embedding.project(self.matrix[first:last])
-            self.graph.add(np.arange(first, last), batch, threads=2)
+            with self.graph_lock:
+                self.graph.add(np.arange(first, last), batch, threads=2)
 
     @property
     def nbytes(self) -> int:
@@ -163,7 +167,8 @@ class Vectors:
         if row is None:
             return None
         query = self.embedding.project(self.matrix[row])[0]
-        found = self.graph.search(query, CANDIDATES + 1).keys
+        with self.graph_lock:
+            found = self.graph.search(query, CANDIDATES + 1).keys
         found = found[(found != row) & (found < len(self.ids))]  # the graph may be ahead
         scores = np.zeros(len(self.ids), dtype=np.float32)
         scores[found] = (self.matrix[found] @ self.matrix[row].T).toarray().ravel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -42,6 +43,33 @@ def test_the_graph_finds_what_the_exact_cosine_finds(corpus: Corpus) -> None:
         assert [s for _, s in nearest] == sorted((s for _, s in nearest), reverse=True)
 
     assert found / exact >= RECALL_AT_10
+
+
+def test_requests_search_while_new_papers_join_the_graph(corpus: Corpus) -> None:
+    rows = rows_of(list(corpus.papers.values()))
+    vectors = Vectors.build(rows[:1500], fingerprint=())
+    asked = [row[1] for row in rows[:1500:15]]
+
+    def search() -> list:
+        return [vectors.nearest(arxiv_id, 10) for arxiv_id in asked]
+
+    def refreshes() -> Vectors:
+        latest = vectors
+        for start in range(1500, 2000, 100):
+            latest = latest.extended(rows[start : start + 100], ())
+        return latest
+
+    alone = search()
+    with ThreadPoolExecutor(4) as pool:
+        searches = [pool.submit(search) for _ in range(3)]
+        latest = pool.submit(refreshes).result()
+        answers = [s.result() for s in searches]
+
+    for answer in answers:  # the old vectors skip the new rows (which may take candidates)
+        assert {paper for found in answer for paper, _ in found} <= set(vectors.ids.tolist())
+        assert sum(a == b for a, b in zip(answer, alone, strict=True)) >= 0.9 * len(alone)
+    assert len(latest.ids) == len(latest.graph) == 2000
+    assert latest.nearest(rows[1999][1], 1)
 
 
 def test_a_new_paper_becomes_findable_after_the_refresh(corpus: Corpus, store: Database) -> None:
