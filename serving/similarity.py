@@ -29,6 +29,7 @@ DIMENSIONS = 256  # of the projection the graph searches
 # The graph proposes, the exact cosine ranks: at 72k, 100 / 300 / 1,000 candidates find 59 / 74
 # / 86 % of the exact top 10 (the projection loses the rare words), for ~3 / 10 / 16 ms.
 CANDIDATES = 1_000
+SVD_SAMPLE = 20_000  # papers the projection is fitted on: 4-8x faster than 72k, same recall
 REFIT_GROWTH = 1.25  # refit words and projection once the store grew by a quarter since
 
 
@@ -44,7 +45,9 @@ class Embedding:
     @classmethod
     def fit(cls, texts: list[str]) -> Embedding:
         """Words in fewer than 2 papers or more than half of them say nothing about similarity;
-        sublinear term counts keep long abstracts from drowning short ones."""
+        sublinear term counts keep long abstracts from drowning short ones. The projection is
+        fitted on a random sample of SVD_SAMPLE papers (recall@10 at 72k: 0.863 against 0.862
+        fitted on all; 9 s against 39-77 s)."""
         vectorizer = TfidfVectorizer(
             sublinear_tf=True,
             stop_words="english",
@@ -55,7 +58,9 @@ class Embedding:
         matrix = vectorizer.fit_transform(texts)
         dimensions = max(1, min(DIMENSIONS, matrix.shape[1] - 1, matrix.shape[0]))
         svd = TruncatedSVD(dimensions, algorithm="randomized", n_iter=4, random_state=0)
-        return cls(vectorizer, svd.fit(matrix))
+        rng = np.random.default_rng(0)
+        sample = rng.choice(matrix.shape[0], min(SVD_SAMPLE, matrix.shape[0]), replace=False)
+        return cls(vectorizer, svd.fit(matrix[sample]))
 
     def tfidf(self, texts: Iterable[str]) -> sparse.csr_matrix:
         """Unit-length TF-IDF rows."""
