@@ -296,17 +296,21 @@ class ReadModel:
             rows = [dict(row) for row in conn.execute(query).mappings()]
             return day, self._with_details(conn, rows, model_name)
 
-    def texts(self) -> list[tuple[int, str, str, str, datetime]]:
-        """(id, arxiv_id, title, abstract, published) of every paper, by id."""
+    def texts(self, after: int = 0) -> list[tuple[int, str, str, str, datetime]]:
+        """(id, arxiv_id, title, abstract, published) of every paper with an id above `after`,
+        by id."""
         query = select(
             papers.c.id, papers.c.arxiv_id, papers.c.title, papers.c.abstract, papers.c.published
-        )
+        ).where(papers.c.id > after)
         with self.db.reads.connect() as conn:
             return [tuple(row) for row in conn.execute(query.order_by(papers.c.id))]
 
-    def fingerprint(self) -> tuple:
-        """Changes when a paper is added, changed or removed."""
+    def fingerprint(self, through: int | None = None) -> tuple:
+        """Changes when a paper is added, changed or removed; with `through`, only when one with
+        an id up to it is (new papers get higher ids, so an unchanged prefix means appends)."""
         query = select(func.count(), func.max(papers.c.id), func.max(papers.c.last_changed_at))
+        if through is not None:
+            query = query.where(papers.c.id <= through)
         with self.db.reads.connect() as conn:
             return tuple(conn.execute(query).one())
 
