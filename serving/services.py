@@ -195,7 +195,9 @@ class Services:
         else:
             cache, ttl = LocalCache(), min(settings.cache_ttl_seconds, LOCAL_CACHE_TTL_SECONDS)
         model = ChampionModel(settings.model_refresh_seconds)
-        similarity = SimilarityIndex(settings.similar_refresh_seconds)
+        similarity = SimilarityIndex(
+            settings.similar_refresh_seconds, settings.similar_exact_max_papers
+        )
         return cls(
             settings,
             catalog,

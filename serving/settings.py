@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(300.0, ge=0)
     model_refresh_seconds: float = Field(60.0, ge=1)
     similar_refresh_seconds: float = Field(300.0, ge=1)
+    similar_exact_max_papers: int = Field(500_000, ge=0)
     conf_source: Path = Path("conf")
     kedro_env: str = Field("local", validation_alias=AliasChoices("KEDRO_ENV", "API_KEDRO_ENV"))
     taxonomy: Path | None = Field(

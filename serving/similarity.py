@@ -1,8 +1,10 @@
 """Similar papers: the nearest neighbours of a paper by the cosine of TF-IDF vectors of titles
 and abstracts, held by the API process (built from the read model, extended as papers arrive).
-An HNSW graph (usearch) over 256-dimension projections of the TF-IDF proposes candidates, which
-the exact TF-IDF cosine ranks: queries cost the same at 72k papers and at millions, and the
-scores are exact. docs/benchmarks.md has the numbers, the engines compared and the plan beyond.
+Up to `exact_papers` papers (API_SIMILAR_EXACT_MAX_PAPERS) every paper sharing a word is
+scored: exact, and faster than a graph at that size. Beyond, an HNSW graph (usearch) over
+256-dimension projections of the TF-IDF proposes candidates, which the exact TF-IDF cosine ranks:
+queries cost about the same at a million papers as at 72k; scores stay exact, recall does not.
+docs/benchmarks.md has the numbers, the engines compared and the plan beyond.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ DIMENSIONS = 256  # of the projection the graph searches
 CANDIDATES = 1_000
 SVD_SAMPLE = 20_000  # papers the projection is fitted on: 4-8x faster than 72k, same recall
 REFIT_GROWTH = 1.25  # refit words and projection once the store grew by a quarter since
+# The exact scan reads the postings of the paper's words: p95 7.5 ms at 72k, 19 ms at 720k
+# (docs/benchmarks.md), ~1.6 KB per paper; past this size the graph's cost stops growing.
+EXACT_PAPERS = 500_000
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,10 @@ class Embedding:
     the next refit)."""
 
     vectorizer: TfidfVectorizer
-    svd: TruncatedSVD
+    svd: TruncatedSVD | None  # None: no graph, nothing to project
 
     @classmethod
-    def fit(cls, texts: list[str]) -> Embedding:
+    def fit(cls, texts: list[str], project: bool = True) -> Embedding:
         """Words in fewer than 2 papers or more than half of them say nothing about similarity;
         sublinear term counts keep long abstracts from drowning short ones. The projection is
         fitted on a random sample of SVD_SAMPLE papers (recall@10 at 72k: 0.863 against 0.862
@@ -56,6 +61,8 @@ class Embedding:
             dtype=np.float32,
         )
         matrix = vectorizer.fit_transform(texts)
+        if not project:
+            return cls(vectorizer, None)
         dimensions = max(1, min(DIMENSIONS, matrix.shape[1] - 1, matrix.shape[0]))
         svd = TruncatedSVD(dimensions, algorithm="randomized", n_iter=4, random_state=0)
         rng = np.random.default_rng(0)
@@ -79,7 +86,8 @@ def texts_of(corpus: list[tuple]) -> list[str]:
 
 @dataclass(frozen=True)
 class Vectors:
-    """Unit-length TF-IDF rows of every paper and the graph over their projections."""
+    """Unit-length TF-IDF rows of every paper, and the postings of each word (exact scan) or
+    the graph over the rows' projections."""
 
     ids: np.ndarray  # paper ids (the store's primary key), ascending: the rows' order
     rows: dict[str, int]  # arxiv_id -> row
@@ -88,17 +96,25 @@ class Vectors:
     matrix: sparse.csr_matrix  # papers x terms
     published: np.ndarray  # timestamps by row
     embedding: Embedding
-    graph: Index  # keys are rows; may hold rows newer than these Vectors (see `extended`)
+    postings: sparse.csr_matrix | None  # terms x papers (the transpose), without a graph
+    graph: Index | None  # keys are rows; may hold rows newer than these Vectors (`extended`)
     graph_lock: threading.Lock  # usearch's per-thread search contexts are not for two callers
     fitted_on: int  # papers the embedding was fitted on
     fingerprint: tuple
 
     @classmethod
-    def build(cls, corpus: list[tuple], fingerprint: tuple) -> Vectors:
-        """From (id, arxiv_id, title, abstract, published) rows by id."""
+    def build(
+        cls, corpus: list[tuple], fingerprint: tuple, exact_papers: int = EXACT_PAPERS
+    ) -> Vectors:
+        """From (id, arxiv_id, title, abstract, published) rows by id; a graph for more than
+        `exact_papers` of them."""
         texts = texts_of(corpus)
-        embedding = Embedding.fit(texts)
-        graph = Index(ndim=embedding.svd.n_components, metric="cos", dtype="f16")
+        embedding = Embedding.fit(texts, project=len(corpus) > exact_papers)
+        graph = (
+            None
+            if embedding.svd is None
+            else Index(ndim=embedding.svd.n_components, metric="cos", dtype="f16")
+        )
         vectors = cls._of(
             ids=np.array([row[0] for row in corpus], dtype=np.int64),
             rows={row[1]: i for i, row in enumerate(corpus)},
@@ -132,18 +148,24 @@ class Vectors:
         return vectors
 
     @classmethod
-    def _of(cls, *, published: np.ndarray, matrix: sparse.csr_matrix, **fields) -> Vectors:
+    def _of(
+        cls, *, published: np.ndarray, matrix: sparse.csr_matrix, graph: Index | None, **fields
+    ) -> Vectors:
         recent = np.argsort(-published, kind="stable")[:RECENT]
         return cls(
             recent=recent,
             recent_matrix=matrix[recent],
             matrix=matrix,
             published=published,
+            postings=matrix.T.tocsr() if graph is None else None,
+            graph=graph,
             **fields,
         )
 
     def _index(self, start: int) -> None:
         """Adds rows from `start` on to the graph, in batches (memory stays flat)."""
+        if self.graph is None:
+            return
         for first in range(start, len(self.ids), 50_000):
             last = min(first + 50_000, len(self.ids))
             batch = self.embedding.project(self.matrix[first:last])
@@ -159,18 +181,25 @@ class Vectors:
             + self.published.nbytes
             + sum(
                 m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
-                for m in (self.matrix, self.recent_matrix)
+                for m in (self.matrix, self.recent_matrix, self.postings)
+                if m is not None
             )
-            + self.graph.serialized_length
+            + (0 if self.graph is None else self.graph.serialized_length)
         )
 
     def nearest(self, arxiv_id: str, limit: int) -> list[tuple[int, float]] | None:
         """The `limit` papers most similar to `arxiv_id` as (paper id, cosine), best first;
-        None when the paper is not indexed. The graph's CANDIDATES nearest projections are
-        ranked by their exact TF-IDF cosine, so a miss costs recall, never a wrong score."""
+        None when the paper is not indexed. Without a graph every paper sharing a word is
+        scored; with one, its CANDIDATES nearest projections are ranked by their exact TF-IDF
+        cosine, so a miss costs recall, never a wrong score."""
         row = self.rows.get(arxiv_id)
         if row is None:
             return None
+        if self.postings is not None:
+            scores = (self.matrix[row] @ self.postings).toarray().ravel()  # the row's words only
+            scores[row] = -1.0
+            count = min(limit, len(scores) - 1)
+            return [(paper, score) for paper, score in self._best(scores, count) if score > 0]
         query = self.embedding.project(self.matrix[row])[0]
         with self.graph_lock:
             found = self.graph.search(query, CANDIDATES + 1).keys
@@ -221,8 +250,9 @@ class SimilarityIndex:
     meanwhile use the previous vectors). New papers are added to the vectors; a changed or
     removed paper, or a store grown by REFIT_GROWTH since the fit, rebuilds them."""
 
-    def __init__(self, refresh_seconds: float):
+    def __init__(self, refresh_seconds: float, exact_papers: int = EXACT_PAPERS):
         self.refresh_seconds = refresh_seconds
+        self.exact_papers = exact_papers
         self._vectors: Vectors | None = None
         self._checked = -float("inf")
         self._lock = threading.Lock()
@@ -260,6 +290,7 @@ class SimilarityIndex:
             old is not None
             and papers.fingerprint(through=int(old.ids[-1])) == old.fingerprint
             and fingerprint[0] < REFIT_GROWTH * old.fitted_on
+            and (old.graph is not None or fingerprint[0] <= self.exact_papers)
         )
         if not appended:
             self._build(papers)
@@ -276,7 +307,7 @@ class SimilarityIndex:
     def _build(self, papers: ReadModel) -> None:
         started = time.monotonic()
         fingerprint = papers.fingerprint()
-        self._vectors = Vectors.build(papers.texts(), fingerprint)
+        self._vectors = Vectors.build(papers.texts(), fingerprint, self.exact_papers)
         self._checked = time.monotonic()
         logger.info(
             "Similar-papers index: %d papers, %.0f MB, built in %.1f s",

@@ -171,7 +171,7 @@ async def similar_papers(
     limit: Annotated[int, Query(ge=1, le=50, description="how many")] = 10,
 ) -> Any:
     """The papers nearest to this one by their words (cosine of TF-IDF vectors of titles and
-    abstracts, among the candidates of an approximate nearest-neighbour index), most similar
+    abstracts; in a store of millions, among the candidates of an approximate index), most similar
     first."""
     versionless, _ = versionless_id(arxiv_id)
 

@@ -26,7 +26,7 @@ def rows_of(papers: list[Paper]) -> list[tuple]:
 
 
 def test_the_graph_finds_what_the_exact_cosine_finds(corpus: Corpus) -> None:
-    vectors = Vectors.build(rows_of(list(corpus.papers.values())), fingerprint=())
+    vectors = Vectors.build(rows_of(list(corpus.papers.values())), (), exact_papers=0)
     matrix = vectors.matrix
     sample = np.random.default_rng(1).choice(len(vectors.ids), 300, replace=False)
     found = exact = 0
@@ -45,9 +45,30 @@ def test_the_graph_finds_what_the_exact_cosine_finds(corpus: Corpus) -> None:
     assert found / exact >= RECALL_AT_10
 
 
+def test_up_to_the_exact_limit_every_paper_is_scored(corpus: Corpus) -> None:
+    rows = rows_of(list(corpus.papers.values()))
+    exact = Vectors.build(rows, ())
+    matrix = exact.matrix
+
+    assert exact.graph is None and exact.embedding.svd is None
+    assert Vectors.build(rows, (), exact_papers=len(rows) - 1).graph is not None
+    for row in np.random.default_rng(2).choice(len(rows), 50, replace=False):
+        cosine = (matrix @ matrix[row].T).toarray().ravel()
+        cosine[row] = -1
+        nearest = exact.nearest(rows[row][1], 10)
+        np.testing.assert_allclose(
+            [score for _, score in nearest], np.sort(cosine)[::-1][:10], atol=1e-4
+        )
+        for paper, score in nearest:
+            assert score == pytest.approx(cosine[paper - 1], abs=1e-4)
+    grown = exact.extended(rows_of(list(corpus.papers.values())[:3]), ())  # same words, new rows
+    assert grown.postings.shape[1] == len(rows) + 3
+    assert grown.nearest(rows[0][1], 1)[0][1] == pytest.approx(1.0)
+
+
 def test_requests_search_while_new_papers_join_the_graph(corpus: Corpus) -> None:
     rows = rows_of(list(corpus.papers.values()))
-    vectors = Vectors.build(rows[:1500], fingerprint=())
+    vectors = Vectors.build(rows[:1500], (), exact_papers=0)
     asked = [row[1] for row in rows[:1500:15]]
 
     def search() -> list:
@@ -76,7 +97,7 @@ def test_a_new_paper_becomes_findable_after_the_refresh(corpus: Corpus, store: D
     papers = list(corpus.papers.values())[:400]
     IngestionStore(store).write_batch(papers, source="api")
     read_model = ReadModel(store)
-    index = SimilarityIndex(refresh_seconds=0)
+    index = SimilarityIndex(refresh_seconds=0, exact_papers=0)
     before = index.vectors(read_model)
     original = papers[7]
     twin = dataclasses.replace(original, arxiv_id="2699.00001")  # same words, a new paper
