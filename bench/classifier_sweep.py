@@ -33,7 +33,7 @@ VARIANTS = [
     ("`baseline`: joined fields, min_df 2, C 1, no temperature", "baseline", {}),
     ("`linear` (default)", "linear", {}),
     ("`linear`, C 3", "linear", {"C": 3.0}),
-    ("`linear`, liblinear tol 0.01", "linear", {"tol": 0.01}),
+    ("`linear`, liblinear tol 0.001", "linear", {"tol": 0.001}),
     ("`linear`, half-life 120 days", "linear", {"half_life_days": 120}),
     ("`linear` + complement naive Bayes, weight 0.3", "linear", {"nb_weight": 0.3}),
     ("`linear` + complement naive Bayes, weight 0.15", "linear", {"nb_weight": 0.15}),
