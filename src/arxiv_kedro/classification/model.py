@@ -5,7 +5,7 @@ The n-grams are hashed (`ngram_counts`: stateless, so the papers of a training r
 once for all its fits, in parallel), and a model keeps the hashed n-grams found in at least
 `min_df` and at most `max_df` of its training papers, with their IDF: a vocabulary without the
 cost of building one per fit (same scores as scikit-learn's vocabulary on the rolling origin,
-3x faster). The model is probabilistic, so a single temperature is all its probabilities need;
+2-3x faster). The model is probabilistic, so a single temperature is all its probabilities need;
 no per-class bias is tuned (biases fitted on one slice of papers fit that slice's mix of
 categories and cost top-3 and calibration on the next months).
 """
