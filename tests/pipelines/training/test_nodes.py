@@ -522,3 +522,25 @@ def test_a_champion_evaluated_elsewhere_is_scored_on_the_same_unseen_papers(
         and decision["candidate_scores"]["top3_accuracy"] >= theirs["top3_accuracy"] - 0.002
         and decision["candidate_scores"]["ece"] <= theirs["ece"] + 0.005
     )
+
+
+def test_a_champion_saved_by_an_earlier_version_is_replaced(
+    holdout_model, split, evaluated, papers
+) -> None:
+    _, evaluation, _ = split
+    _, report, _ = evaluated
+    old = TextClassifier.__new__(TextClassifier)  # what unpickling an earlier model gives
+    old.__setstate__({k: v for k, v in holdout_model.__dict__.items() if k != "_terms"})
+
+    @dataclass(frozen=True)
+    class Loaded(registry.RegisteredVersion):
+        def load(self):
+            return registry.Classifier(self.name, self.version, old)
+
+    tags = {"evaluation_fingerprint": "another", "trained_through": "2025-01-01T00:00+00:00"}
+    champion = Loaded(registry.MODEL_NAME, "3", tags)
+    decision = decide_promotion(holdout_model, evaluation, report, papers, champion, PARAMS)
+
+    assert decision["promote"] is True
+    assert decision["champion_version"] == "3"
+    assert "champion v3: this model was saved by an earlier version" in decision["reason"]
