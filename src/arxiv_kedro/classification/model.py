@@ -162,9 +162,10 @@ class TextClassifier:
             self._terms = {
                 name: Terms.fit(block, self.min_df, self.max_df) for name, block in counts.items()
             }
-        blocks = [self._terms[name].tfidf(block) for name, block in counts.items()]
-        if "title" in counts:
-            blocks[list(counts).index("title")] *= self.title_weight
+        blocks = [
+            self._terms[name].tfidf(block) * (self.title_weight if name == "title" else 1.0)
+            for name, block in counts.items()
+        ]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     # --- fit -----------------------------------------------------------------------------

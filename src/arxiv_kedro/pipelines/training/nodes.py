@@ -140,8 +140,8 @@ def rolling_origin_evaluation(
     counts = candidate(params).counts(papers)  # every paper's n-grams, counted once
     results = []
     for origin in origins:
-        older = papers[period_of < origin]
-        labels = label_set(older.label, params["min_examples"])
+        earlier = (period_of < origin).to_numpy()
+        labels = label_set(papers.label[earlier], params["min_examples"])
         if len(labels) < 3:
             raise ValueError(
                 f"origin {origin}: only {len(labels)} categories have ≥ "
@@ -149,8 +149,8 @@ def rolling_origin_evaluation(
                 "or lower training.rolling_origin.origins"
             )
         labeled = papers.label.isin(labels).to_numpy()
-        before = labeled & (period_of < origin).to_numpy()
-        after = labeled & ((period_of >= origin) & (period_of < origin + settings["horizon"]))
+        before = labeled & earlier
+        after = labeled & ~earlier & (period_of < origin + settings["horizon"]).to_numpy()
         train, evaluation = papers[before], papers[after]
         rows = np.flatnonzero(before)
         model = fit_classifier(train, params, {name: c[rows] for name, c in counts.items()})
