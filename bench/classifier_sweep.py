@@ -30,13 +30,13 @@ from tests.support.pipelines import backfill  # noqa: E402
 SCRATCH = Path(os.environ.get("BENCH_SWEEP_DIR", "/tmp/arxiv-bench-sweep"))
 # (what changes, candidate, parameters changed): the defaults first
 VARIANTS = [
-    ("`baseline`: joined fields, min_df 2, C 1, no temperature", "baseline", {}),
-    ("`linear` (default)", "linear", {}),
-    ("`linear`, C 3", "linear", {"C": 3.0}),
-    ("`linear`, liblinear tol 0.001", "linear", {"tol": 0.001}),
+    ("`baseline`: joined fields, min_df 2, multinomial LR, C 1, no temperature", "baseline", {}),
+    ("`baseline`, C 10", "baseline", {"C": 10.0}),
+    ("`linear` (default: fading categories damped, 90 days)", "linear", {}),
+    ("`linear`, nothing damped (the default before)", "linear", {"recent_days": None}),
+    ("`linear`, fading over 30 days", "linear", {"recent_days": 30}),
     ("`linear`, half-life 120 days", "linear", {"half_life_days": 120}),
     ("`linear` + complement naive Bayes, weight 0.3", "linear", {"nb_weight": 0.3}),
-    ("`linear` + complement naive Bayes, weight 0.15", "linear", {"nb_weight": 0.15}),
 ]
 
 

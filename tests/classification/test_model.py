@@ -385,3 +385,40 @@ def test_bounds_that_keep_no_ngram_are_refused(train: pd.DataFrame) -> None:
 
     with pytest.raises(ValueError, match=r"no n-gram is in at least min_df=50 .* of 30 papers"):
         TextClassifier(**SMALL | {"min_df": 50}).fit(sample, sample.label)
+
+
+def test_a_category_the_stream_stopped_bringing_fades(
+    model: TextClassifier, train: pd.DataFrame, held_out: pd.DataFrame
+) -> None:
+    newest = train.published.max() - pd.Timedelta(days=30)
+    stopped = train[(train.label != "cs.RO") | (train.published < newest)]
+    plain = TextClassifier(**SMALL).fit(stopped, stopped.label)
+    fading = TextClassifier(**SMALL | {"recent_days": 30}).fit(stopped, stopped.label)
+    ro = list(fading.classes_).index("cs.RO")
+
+    p, q = plain.predict_proba(held_out), fading.predict_proba(held_out)
+
+    # cs.RO has no paper in the newest 30 days: scaled by FADED; no category is boosted
+    assert fading.log_fading_[ro] == pytest.approx(np.log(0.01))
+    assert fading.log_fading_.max() == 0 and np.delete(fading.log_fading_, ro).min() > -0.5
+    expected = p * np.exp(fading.log_fading_)
+    np.testing.assert_allclose(q, expected / expected.sum(axis=1, keepdims=True), atol=1e-4)
+    assert (q.argmax(axis=1) == ro).sum() < 0.5 * (p.argmax(axis=1) == ro).sum()
+    with pytest.raises(ValueError, match="recent_days needs the papers' `published` dates"):
+        fading.fit(stopped.drop(columns="published"), stopped.label)
+
+
+def test_the_baseline_fits_one_multinomial_regression(
+    train: pd.DataFrame, held_out: pd.DataFrame
+) -> None:
+    baseline = TextClassifier(**SMALL | {"multiclass": "multinomial", "C": 1.0})
+    baseline.fit(train, train.label)
+    majority = held_out.label.value_counts(normalize=True).max()
+
+    probabilities = baseline.predict_proba(held_out)
+
+    assert baseline.coef_.shape[1] == len(CATEGORIES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert accuracy(baseline, held_out) > max(0.8, majority + 0.3)
+    with pytest.raises(ValueError, match="unknown multiclass 'svm'"):
+        TextClassifier(**SMALL | {"multiclass": "svm"}).fit(train, train.label)

@@ -7,7 +7,10 @@ once for all its fits, in parallel), and a model keeps the hashed n-grams found 
 cost of building one per fit (same scores as scikit-learn's vocabulary on the rolling origin,
 2-3x faster). The model is probabilistic, so a single temperature is all its probabilities need;
 no per-class bias is tuned (biases fitted on one slice of papers fit that slice's mix of
-categories and cost top-3 and calibration on the next months).
+categories and cost top-3 and calibration on the next months). What is corrected is a known
+shift of the categories' mix: a category whose share of the newest papers fell below its share
+of all the training papers (the stream stopped bringing it) is damped by that ratio, so it stops
+taking papers that belong to the categories still coming in.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sklearn.preprocessing import normalize
 from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
 
 FIELDS = ("title", "abstract")
+FADED = 0.01  # the least a category's probabilities are scaled by when it fades from the stream
 # Word 1-2 grams hashed into 2^22 buckets: on the rolling origin (72k papers) the kept buckets
 # scored as scikit-learn's vocabulary of the same n-grams did (macro-F1 0.722 vs 0.723).
 HASHER = HashingVectorizer(
@@ -104,12 +108,16 @@ class TextClassifier:
 
     `fields` is "separate" (n-grams kept per field, the title's features scaled by
     `title_weight`) or "joined" (title and abstract as one text). `C` and `class_weight`
-    ("balanced" or null) go to the logistic regressions (one per class); with `half_life_days`, a
-    paper's weight halves for every that many days it is older than the newest paper.
-    `calibration_fraction` of the training papers (the newest: pass them oldest first) fit the
-    softmax temperature; 0 skips calibration. With `nb_weight` > 0, a complement naive Bayes
-    (smoothing `nb_alpha`) votes too: the log-probabilities of both, weighted, before the
-    temperature.
+    ("balanced" or null) go to the logistic regressions; with `half_life_days`, a paper's weight
+    halves for every that many days it is older than the newest paper. `multiclass` "ovr" fits
+    one regression per class (liblinear), "multinomial" one softmax regression (lbfgs: what
+    scikit-learn fits by default; slower, for the baseline). `calibration_fraction` of the
+    training papers (the newest: pass them oldest first) fit the softmax temperature; 0 skips
+    calibration. With `recent_days`, a class whose share of the papers of the newest
+    `recent_days` days is below its share of all the training papers has its probabilities scaled
+    by that ratio (at least `FADED`), after the temperature. With `nb_weight` > 0, a complement
+    naive Bayes (smoothing `nb_alpha`) votes too: the log-probabilities of both, weighted, before
+    the temperature.
     """
 
     fields: str = "separate"
@@ -121,6 +129,8 @@ class TextClassifier:
     half_life_days: float | None = None
     calibration_fraction: float = 0.15
     tol: float = 1e-3
+    multiclass: str = "ovr"
+    recent_days: float | None = None
     nb_weight: float = 0.0
     nb_alpha: float = 0.3
     n_jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
@@ -128,6 +138,7 @@ class TextClassifier:
     coef_: np.ndarray | None = field(default=None, init=False, repr=False)
     intercept_: np.ndarray | None = field(default=None, init=False, repr=False)
     temperature_: float = field(default=1.0, init=False)
+    log_fading_: np.ndarray | None = field(default=None, init=False, repr=False)
     nb_log_prob_: np.ndarray | None = field(default=None, init=False, repr=False)
     _terms: dict[str, Terms] = field(default_factory=dict, init=False, repr=False)
 
@@ -188,12 +199,30 @@ class TextClassifier:
     def _fit_linear(
         self, features: sp.csr_matrix, labels: np.ndarray, published: pd.Series | None
     ) -> None:
-        """One-vs-rest logistic regressions, one thread per core (liblinear releases the GIL).
+        weights = self._weights(labels, published)
+        classes, encoded = np.unique(labels, return_inverse=True)
+        self.classes_ = classes.astype(object)
+        if self.multiclass == "ovr":
+            self.coef_, self.intercept_ = self._one_vs_rest(features, encoded, weights)
+        elif self.multiclass == "multinomial":
+            model = LogisticRegression(C=self.C, tol=self.tol, max_iter=1000)
+            model.fit(features, encoded, sample_weight=weights)
+            self.coef_ = np.ascontiguousarray(model.coef_.T, np.float32)
+            self.intercept_ = model.intercept_.astype(np.float32)
+        else:
+            raise ValueError(f"unknown multiclass {self.multiclass!r}: use 'ovr' or 'multinomial'")
+        if self.nb_weight:  # unweighted: its complement counts are balanced enough
+            bayes = ComplementNB(alpha=self.nb_alpha).fit(features, encoded)
+            self.nb_log_prob_ = np.ascontiguousarray(bayes.feature_log_prob_.T, np.float32)
+        self.log_fading_ = self._log_fading(encoded, published)
+
+    def _one_vs_rest(
+        self, features: sp.csr_matrix, encoded: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One logistic regression per class, one thread per core (liblinear releases the GIL).
 
         liblinear's dual solver: with far more features than papers it is ~10x faster than the
         primal one, and ~50x faster than a multinomial lbfgs fit on two cores."""
-        weights = self._weights(labels, published)
-        classes, encoded = np.unique(labels, return_inverse=True)
         # What liblinear takes, made once: the threads must not convert (or sort the indices
         # of) the matrix they share, each on its own.
         features = sp.csr_matrix(features, dtype=np.float64)
@@ -205,14 +234,23 @@ class TextClassifier:
             return model.coef_.ravel(), float(model.intercept_[0])
 
         fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(one_class)(k) for k in range(len(classes))
+            delayed(one_class)(k) for k in range(len(self.classes_))
         )
-        self.classes_ = classes.astype(object)
-        self.coef_ = np.ascontiguousarray(np.stack([c for c, _ in fitted], axis=1), np.float32)
-        self.intercept_ = np.array([b for _, b in fitted], dtype=np.float32)
-        if self.nb_weight:  # unweighted: its complement counts are balanced enough
-            bayes = ComplementNB(alpha=self.nb_alpha).fit(features, encoded)
-            self.nb_log_prob_ = np.ascontiguousarray(bayes.feature_log_prob_.T, np.float32)
+        coef = np.ascontiguousarray(np.stack([c for c, _ in fitted], axis=1), np.float32)
+        return coef, np.array([b for _, b in fitted], dtype=np.float32)
+
+    def _log_fading(self, encoded: np.ndarray, published: pd.Series | None) -> np.ndarray | None:
+        """log(share among the newest `recent_days` days' papers / share among all), capped
+        at 0 and floored at log(FADED); None without `recent_days`."""
+        if not self.recent_days:
+            return None
+        if published is None:
+            raise ValueError("recent_days needs the papers' `published` dates")
+        recent = (published >= published.max() - pd.Timedelta(days=self.recent_days)).to_numpy()
+        classes = len(self.classes_)
+        share = np.bincount(encoded[recent], minlength=classes) / recent.sum()
+        ratio = share / (np.bincount(encoded, minlength=classes) / len(encoded))
+        return np.log(np.clip(ratio, FADED, 1.0)).astype(np.float32)
 
     def fit(
         self,
@@ -226,7 +264,8 @@ class TextClassifier:
         The kept n-grams and their IDF come from every paper's text. With calibration, the
         regressions are first fitted without the newest `calibration_fraction` of the papers,
         whose labels then fit the temperature (how sure the model may be of papers newer than
-        its training data); the regressions are refitted on every paper at the end.
+        its training data); the regressions (and the fading categories) are refitted on every
+        paper at the end.
         """
         labels = np.asarray(labels, dtype=object)
         if len(np.unique(labels)) < 3:
@@ -254,14 +293,16 @@ class TextClassifier:
         )
 
     def _temperature(self, scores: np.ndarray, truth: np.ndarray) -> float:
-        """The softmax temperature that maximises the likelihood of the true labels."""
+        """The softmax temperature that maximises the likelihood of the true labels (the
+        fading categories damped after it, as `predict_proba` does)."""
+        fading = 0.0 if self.log_fading_ is None else self.log_fading_
         index = {label: i for i, label in enumerate(self.classes_)}
         known = np.array([label in index for label in truth])
         scores = scores[known]
         target = np.array([index[label] for label in truth[known]])
 
         def neg_log_likelihood(log_k: float) -> float:
-            probabilities = _softmax(scores * np.exp(log_k))
+            probabilities = _softmax(scores * np.exp(log_k) + fading)
             return -np.log(probabilities[np.arange(len(target)), target] + 1e-12).mean()
 
         return float(np.exp(-minimize_scalar(neg_log_likelihood, (-3, 3)).x))
@@ -277,7 +318,8 @@ class TextClassifier:
                 "this model was saved by an earlier version of arxiv-kedro (no hashed terms): "
                 "retrain (kedro run --pipeline training)"
             )
-        return _softmax(self._linear(self._features(self.counts(frame))) / self.temperature_)
+        scores = self._linear(self._features(self.counts(frame))) / self.temperature_
+        return _softmax(scores if self.log_fading_ is None else scores + self.log_fading_)
 
     def predict_top3(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per paper with `OUTPUT_COLUMNS`."""

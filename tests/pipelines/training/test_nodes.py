@@ -44,7 +44,13 @@ PARAMS = {
     "candidate": "linear",
     "candidates": {
         "linear": {"min_df": 2, "n_jobs": 1},
-        "baseline": {"fields": "joined", "min_df": 2, "n_jobs": 1, "calibration_fraction": 0},
+        "baseline": {
+            "fields": "joined",
+            "min_df": 2,
+            "n_jobs": 1,
+            "calibration_fraction": 0,
+            "multiclass": "multinomial",
+        },
     },
     "rolling_origin": {"period": "M", "origins": 2, "horizon": 1},
     "gate": {
@@ -171,6 +177,7 @@ def test_the_candidate_parameter_chooses_the_recipe(split) -> None:
     baseline = fit_classifier(sample, PARAMS | {"candidate": "baseline"})
 
     assert (baseline.fields, baseline.calibration_fraction) == ("joined", 0)
+    assert baseline.multiclass == "multinomial"
     assert list(baseline._terms) == ["text"]
     with pytest.raises(ValueError, match=r"unknown training.candidate 'svm': use one of "):
         fit_classifier(sample, PARAMS | {"candidate": "svm"})
