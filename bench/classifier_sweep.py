@@ -3,7 +3,8 @@
 Each variant is a candidate of conf/base/parameters_training.yml with a few parameters changed,
 judged by the training pipeline's own `rolling_origin_evaluation` in this process (no MLflow),
 on the daily snapshot backfilled into a scratch SQLite store (cached in $BENCH_SWEEP_DIR,
-default /tmp/arxiv-bench-sweep). Writes its section of docs/benchmarks.md.
+default /tmp/arxiv-bench-sweep). Writes its section of docs/benchmarks.md and a plot of the
+categories' papers per month (the drift the candidates must live with).
 Run with `make bench BENCH=classifier_sweep`; needs ../shared/data (or $ARXIV_SHARED_DATA).
 """
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from arxiv_kedro.pipelines.training.nodes import rolling_origin_evaluation  # noqa: E402
 from arxiv_kedro.stores.relational.engine import Database  # noqa: E402
 from arxiv_kedro.stores.relational.ml import MlStore  # noqa: E402
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import DOCS, machine, write_section  # noqa: E402
 from tests.support.arxiv_server import shared_data_dir  # noqa: E402
 from tests.support.pipelines import backfill  # noqa: E402
 
@@ -55,8 +56,32 @@ def labeled_papers() -> pd.DataFrame:
     return pd.read_parquet(cached)
 
 
+def categories_plot(papers: pd.DataFrame, path: Path) -> None:
+    """Papers per month of each category with ≥ 250 papers (the training label set)."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    month = papers.published.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
+    table = pd.crosstab(papers.label, month)
+    table = table[table.sum(axis=1) >= 250]
+    figure = Figure(figsize=(9, 0.35 * len(table) + 1.8))
+    axes = figure.add_subplot()
+    image = axes.imshow(np.ma.masked_equal(table.to_numpy(), 0), cmap="viridis", norm=LogNorm())
+    for (i, j), count in np.ndenumerate(table.to_numpy()):
+        color = "black" if count > 300 else "white"  # readable on the bright cells
+        axes.text(j, i, f"{count:,}", ha="center", va="center", fontsize=6, color=color)
+    axes.set_xticks(range(table.shape[1]), [str(m) for m in table.columns], rotation=45)
+    axes.set_yticks(range(len(table)), table.index)
+    axes.set_title("Papers per month and category in the daily snapshot: some stop, some start")
+    figure.colorbar(image, ax=axes, fraction=0.03, label="papers (log scale; blank: none)")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
 def main() -> None:
     papers = labeled_papers()
+    categories_plot(papers, DOCS / "benchmarks-categories-by-month.svg")
     params = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())["training"]
     rows = []
     for name, base, changed in VARIANTS:

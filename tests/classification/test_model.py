@@ -388,15 +388,17 @@ def test_bounds_that_keep_no_ngram_are_refused(train: pd.DataFrame) -> None:
 
 
 def test_a_category_the_stream_stopped_bringing_fades(
-    model: TextClassifier, train: pd.DataFrame, held_out: pd.DataFrame
+    train: pd.DataFrame, held_out: pd.DataFrame
 ) -> None:
     newest = train.published.max() - pd.Timedelta(days=30)
     stopped = train[(train.label != "cs.RO") | (train.published < newest)]
     plain = TextClassifier(**SMALL).fit(stopped, stopped.label)
     fading = TextClassifier(**SMALL | {"recent_days": 30}).fit(stopped, stopped.label)
     ro = list(fading.classes_).index("cs.RO")
+    undamped = copy.copy(fading)
+    undamped.log_fading_ = None
 
-    p, q = plain.predict_proba(held_out), fading.predict_proba(held_out)
+    p, q = undamped.predict_proba(held_out), fading.predict_proba(held_out)
 
     # cs.RO has no paper in the newest 30 days: scaled by FADED; no category is boosted
     assert fading.log_fading_[ro] == pytest.approx(np.log(0.01))
@@ -404,6 +406,8 @@ def test_a_category_the_stream_stopped_bringing_fades(
     expected = p * np.exp(fading.log_fading_)
     np.testing.assert_allclose(q, expected / expected.sum(axis=1, keepdims=True), atol=1e-4)
     assert (q.argmax(axis=1) == ro).sum() < 0.5 * (p.argmax(axis=1) == ro).sum()
+    # the temperature was fitted with the damping, as it is applied
+    assert fading.temperature_ != plain.temperature_
     with pytest.raises(ValueError, match="recent_days needs the papers' `published` dates"):
         fading.fit(stopped.drop(columns="published"), stopped.label)
 
