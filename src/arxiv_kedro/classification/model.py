@@ -199,6 +199,7 @@ class TextClassifier:
     def _fit_linear(
         self, features: sp.csr_matrix, labels: np.ndarray, published: pd.Series | None
     ) -> None:
+        """The regression(s), the naive Bayes vote and the fading categories, from `features`."""
         weights = self._weights(labels, published)
         classes, encoded = np.unique(labels, return_inverse=True)
         self.classes_ = classes.astype(object)
@@ -252,6 +253,10 @@ class TextClassifier:
         ratio = share / (np.bincount(encoded, minlength=classes) / len(encoded))
         return np.log(np.clip(ratio, FADED, 1.0)).astype(np.float32)
 
+    def _fading(self) -> np.ndarray | float:
+        """What the log-probabilities get after the temperature (0 when nothing fades)."""
+        return 0.0 if self.log_fading_ is None else self.log_fading_
+
     def fit(
         self,
         frame: pd.DataFrame,
@@ -295,7 +300,7 @@ class TextClassifier:
     def _temperature(self, scores: np.ndarray, truth: np.ndarray) -> float:
         """The softmax temperature that maximises the likelihood of the true labels (the
         fading categories damped after it, as `predict_proba` does)."""
-        fading = 0.0 if self.log_fading_ is None else self.log_fading_
+        fading = self._fading()
         index = {label: i for i, label in enumerate(self.classes_)}
         known = np.array([label in index for label in truth])
         scores = scores[known]
@@ -319,7 +324,7 @@ class TextClassifier:
                 "retrain (kedro run --pipeline training)"
             )
         scores = self._linear(self._features(self.counts(frame))) / self.temperature_
-        return _softmax(scores if self.log_fading_ is None else scores + self.log_fading_)
+        return _softmax(scores + self._fading())
 
     def predict_top3(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per paper with `OUTPUT_COLUMNS`."""
