@@ -21,7 +21,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arxiv_kedro.pipelines.training.nodes import rolling_origin_evaluation  # noqa: E402
+from arxiv_kedro.pipelines.training.nodes import (  # noqa: E402
+    count_ngrams,
+    rolling_origin_evaluation,
+)
 from arxiv_kedro.stores.relational.engine import Database  # noqa: E402
 from arxiv_kedro.stores.relational.ml import MlStore  # noqa: E402
 from bench.report import DOCS, machine, write_section  # noqa: E402
@@ -66,15 +69,15 @@ def labeled_papers() -> pd.DataFrame:
     return pd.read_parquet(cached)
 
 
-def categories_plot(papers: pd.DataFrame, path: Path) -> None:
-    """Papers per month of each category with ≥ 250 papers (the training label set)."""
+def categories_plot(papers: pd.DataFrame, min_examples: int, path: Path) -> None:
+    """Papers per month of each category with ≥ `min_examples` papers (the label set)."""
     import numpy as np
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
     month = papers.published.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M")
     table = pd.crosstab(papers.label, month)
-    table = table[table.sum(axis=1) >= 250]
+    table = table[table.sum(axis=1) >= min_examples]
     figure = Figure(figsize=(9, 0.35 * len(table) + 1.8))
     axes = figure.add_subplot()
     image = axes.imshow(np.ma.masked_equal(table.to_numpy(), 0), cmap="viridis", norm=LogNorm())
@@ -91,8 +94,8 @@ def categories_plot(papers: pd.DataFrame, path: Path) -> None:
 
 def main() -> None:
     papers = labeled_papers()
-    categories_plot(papers, DOCS / "benchmarks-categories-by-month.svg")
     params = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())["training"]
+    categories_plot(papers, params["min_examples"], DOCS / "benchmarks-categories-by-month.svg")
     rows = []
     for name, base, changed in VARIANTS:
         print(f"{name} …", flush=True)
@@ -101,7 +104,8 @@ def main() -> None:
             "candidates": {"variant": params["candidates"][base] | changed},
         }
         load, started, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
-        _, report = rolling_origin_evaluation(papers, variant)
+        counts = count_ngrams(papers, variant)
+        _, report = rolling_origin_evaluation(papers, counts, variant)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows.append((name, report["metrics"], seconds, cpu, load))
         m = report["metrics"]

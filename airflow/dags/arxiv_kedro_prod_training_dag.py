@@ -54,10 +54,11 @@ def pipeline_tasks(params: dict[str, object]) -> None:
     def training() -> str:
         return kedro_run(
             [
-                "fit_final_classifier",
-                "rolling_origin_evaluation",
+                "count_ngrams",
                 "split_by_time",
+                "fit_final_classifier",
                 "fit_holdout_classifier",
+                "rolling_origin_evaluation",
                 "evaluate_classifier",
                 "decide_promotion",
             ],

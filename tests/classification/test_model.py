@@ -230,16 +230,28 @@ def test_a_model_pickled_by_an_earlier_version_says_so(model, held_out) -> None:
 
 def test_time_decay_weighs_recent_papers_more(train: pd.DataFrame) -> None:
     model = TextClassifier(half_life_days=30)
-    labels = train.label.to_numpy(dtype=object)
+    _, encoded = np.unique(train.label.to_numpy(dtype=object), return_inverse=True)
 
-    weights = model._weights(labels, train.published)
-    flat = TextClassifier(half_life_days=None)._weights(labels, train.published)
+    weights = model._weights(encoded, train.published)
+    flat = TextClassifier(half_life_days=None)._weights(encoded, train.published)
 
     age = (train.published.iloc[-1] - train.published.iloc[0]).days  # oldest first
     assert weights.mean() == pytest.approx(1.0)
     assert weights[0] / weights[-1] == pytest.approx(0.5 ** (age / 30) * flat[0] / flat[-1])
     with pytest.raises(ValueError, match="needs the papers' `published` dates"):
-        model._weights(labels, None)
+        model._weights(encoded, None)
+
+
+def test_balanced_weights_give_every_class_the_same_total(train: pd.DataFrame) -> None:
+    _, encoded = np.unique(train.label.to_numpy(dtype=object), return_inverse=True)
+    assert len(set(np.bincount(encoded))) > 1  # the classes differ in size
+
+    balanced = TextClassifier(class_weight="balanced")._weights(encoded, None)
+    plain = TextClassifier(class_weight=None)._weights(encoded, None)
+
+    totals = np.bincount(encoded, weights=balanced)
+    np.testing.assert_allclose(totals, len(encoded) / len(totals))
+    np.testing.assert_array_equal(plain, 1.0)
 
 
 def test_fewer_than_three_categories_cannot_be_ranked(train: pd.DataFrame) -> None:

@@ -181,12 +181,13 @@ class TextClassifier:
 
     # --- fit -----------------------------------------------------------------------------
 
-    def _weights(self, labels: np.ndarray, published: pd.Series | None) -> np.ndarray:
-        classes, encoded = np.unique(labels, return_inverse=True)
+    def _weights(self, encoded: np.ndarray, published: pd.Series | None) -> np.ndarray:
+        """Each paper's weight in the regressions (`encoded`: its class index), averaging 1;
+        "balanced": every class weighs the same in all (as scikit-learn's class weights)."""
         if self.class_weight == "balanced":
-            weights = (len(labels) / (len(classes) * np.bincount(encoded)))[encoded]
+            weights = 1.0 / np.bincount(encoded)[encoded]
         elif self.class_weight is None:
-            weights = np.ones(len(labels))
+            weights = np.ones(len(encoded))
         else:
             raise ValueError(f"class_weight must be 'balanced' or null, not {self.class_weight!r}")
         if self.half_life_days:
@@ -200,9 +201,9 @@ class TextClassifier:
         self, features: sp.csr_matrix, labels: np.ndarray, published: pd.Series | None
     ) -> None:
         """The regression(s), the naive Bayes vote and the fading categories, from `features`."""
-        weights = self._weights(labels, published)
         classes, encoded = np.unique(labels, return_inverse=True)
         self.classes_ = classes.astype(object)
+        weights = self._weights(encoded, published)
         if self.multiclass == "ovr":
             self.coef_, self.intercept_ = self._one_vs_rest(features, encoded, weights)
         elif self.multiclass == "multinomial":

@@ -21,11 +21,14 @@ from arxiv_kedro.classification import registry
 from arxiv_kedro.classification.evaluation import evaluate
 from arxiv_kedro.classification.model import TextClassifier
 from arxiv_kedro.pipelines.training.nodes import (
+    count_ngrams,
+    counts_of,
     decide_promotion,
     evaluate_classifier,
     evaluation_fingerprint,
     fit_classifier,
     fit_final_classifier,
+    fit_holdout_classifier,
     label_set,
     predict,
     rolling_origin_evaluation,
@@ -161,7 +164,8 @@ def test_training_on_an_empty_store_says_to_ingest_first(papers: pd.DataFrame) -
 
 
 def test_final_classifier_learns_the_labels_of_the_whole_store(papers: pd.DataFrame) -> None:
-    model = fit_final_classifier(papers, PARAMS | {"candidate": "baseline"})
+    params = PARAMS | {"candidate": "baseline"}
+    model = fit_final_classifier(papers, count_ngrams(papers, params), params)
 
     # cs.HC has < 200 papers in the whole sample too: not a label
     assert list(model.classes_) == label_set(papers.label, MIN_EXAMPLES) == LABELS
@@ -184,8 +188,34 @@ def test_the_candidate_parameter_chooses_the_recipe(split) -> None:
 
 
 @pytest.fixture(scope="module")
-def rolling(papers: pd.DataFrame) -> tuple[dict, dict]:
-    return rolling_origin_evaluation(papers, PARAMS)
+def counts(papers: pd.DataFrame) -> dict:
+    return count_ngrams(papers, PARAMS)
+
+
+def test_the_fits_take_their_papers_n_grams_from_the_counts_of_every_paper(
+    papers, counts, split, holdout_model
+) -> None:
+    train, _, _ = split
+
+    shared = fit_holdout_classifier(train, papers, counts, PARAMS)
+
+    # the same n-grams, so the same model (up to liblinear's random order of the papers), as
+    # counting the training papers on their own
+    own = holdout_model.counts(train)
+    taken = counts_of(train, papers, counts)
+    assert list(taken) == list(own)
+    for name, block in own.items():
+        assert (taken[name] != block).nnz == 0
+    np.testing.assert_allclose(shared.coef_, holdout_model.coef_, atol=1e-3)
+    assert shared.temperature_ == pytest.approx(holdout_model.temperature_, rel=1e-3)
+    # papers that were not counted (here: reindexed) are refused, not given another's n-grams
+    with pytest.raises(ValueError, match="not among those whose n-grams were counted"):
+        fit_holdout_classifier(train.set_axis(train.index + len(papers)), papers, counts, PARAMS)
+
+
+@pytest.fixture(scope="module")
+def rolling(papers: pd.DataFrame, counts: dict) -> tuple[dict, dict]:
+    return rolling_origin_evaluation(papers, counts, PARAMS)
 
 
 def test_rolling_origin_fits_on_earlier_months_and_evaluates_the_next(papers, rolling) -> None:
@@ -214,13 +244,17 @@ def test_rolling_origin_fits_on_earlier_months_and_evaluates_the_next(papers, ro
     assert set(report["mean_f1"]) == set().union(*(o["f1"] for o in report["origins"]))
 
 
-def test_rolling_origin_needs_enough_earlier_papers(papers: pd.DataFrame) -> None:
+def test_rolling_origin_needs_enough_earlier_papers(papers: pd.DataFrame, counts: dict) -> None:
     params = PARAMS | {"rolling_origin": {"period": "M", "origins": 12, "horizon": 1}}
 
     with pytest.raises(ValueError, match=r"only 0 categories have ≥ 200 earlier papers"):
-        rolling_origin_evaluation(papers, params)
-    with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
-        rolling_origin_evaluation(papers.iloc[:0], PARAMS)
+        rolling_origin_evaluation(papers, counts, params)
+    for no_papers in (
+        lambda: count_ngrams(papers.iloc[:0], PARAMS),
+        lambda: rolling_origin_evaluation(papers.iloc[:0], counts, PARAMS),
+    ):
+        with pytest.raises(ValueError, match="no papers: run the ingestion pipeline first"):
+            no_papers()
 
 
 # --- evaluation ---------------------------------------------------------------------------

@@ -26,6 +26,14 @@ def label_set(labels: pd.Series, min_examples: int) -> list[str]:
     return sorted(counts[counts >= min_examples].index)
 
 
+def _require_papers(papers: pd.DataFrame) -> None:
+    if papers.empty:
+        raise ValueError(
+            "the relational store holds no papers: run the ingestion pipeline first "
+            "(e.g. ARXIV_SNAPSHOT=<file> kedro run --pipeline backfill)"
+        )
+
+
 def split_by_time(
     papers: pd.DataFrame, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -35,11 +43,7 @@ def split_by_time(
     with at least `min_examples` training papers; papers of other categories are left out of
     training and of the metrics, and counted in the split summary.
     """
-    if papers.empty:
-        raise ValueError(
-            "the relational store holds no papers: run the ingestion pipeline first "
-            "(e.g. ARXIV_SNAPSHOT=<file> kedro run --pipeline backfill)"
-        )
+    _require_papers(papers)
     logger.info(
         "Training data: %s papers in %s categories", f"{len(papers):,}", papers.label.nunique()
     )
@@ -91,6 +95,30 @@ def candidate(params: dict[str, Any]) -> TextClassifier:
     return TextClassifier(**params["candidates"][name])
 
 
+def count_ngrams(papers: pd.DataFrame, params: dict[str, Any]) -> dict[str, sp.csr_matrix]:
+    """Every labeled paper's hashed n-gram counts (rows in `papers`' order), counted once for
+    all the fits of a training run: the holdout fit, the rolling origin and the final fit."""
+    _require_papers(papers)
+    started = time.perf_counter()
+    counts = candidate(params).counts(papers)
+    logger.info(
+        "Counted the n-grams of %s papers in %.0f s",
+        f"{len(papers):,}",
+        time.perf_counter() - started,
+    )
+    return counts
+
+
+def counts_of(
+    subset: pd.DataFrame, papers: pd.DataFrame, counts: dict[str, sp.csr_matrix]
+) -> dict[str, sp.csr_matrix]:
+    """The rows of `counts` (of every paper in `papers`) for the papers of `subset`."""
+    rows = papers.index.get_indexer(subset.index)
+    if (rows < 0).any():
+        raise ValueError("some papers to fit on are not among those whose n-grams were counted")
+    return {name: block[rows] for name, block in counts.items()}
+
+
 def fit_classifier(
     papers: pd.DataFrame,
     params: dict[str, Any],
@@ -109,21 +137,32 @@ def fit_classifier(
     return model
 
 
-def fit_final_classifier(papers: pd.DataFrame, params: dict[str, Any]) -> TextClassifier:
+def fit_holdout_classifier(
+    train: pd.DataFrame,
+    papers: pd.DataFrame,
+    counts: dict[str, sp.csr_matrix],
+    params: dict[str, Any],
+) -> TextClassifier:
+    """The candidate fitted on the training side of the time split (`counts`: of `papers`)."""
+    return fit_classifier(train, params, counts_of(train, papers, counts))
+
+
+def fit_final_classifier(
+    papers: pd.DataFrame, counts: dict[str, sp.csr_matrix], params: dict[str, Any]
+) -> TextClassifier:
     """The deployed model: the same recipe refitted on every labeled paper, labels included
     from the whole store (categories with ≥ `min_examples` papers)."""
-    return fit_classifier(
-        papers[papers.label.isin(label_set(papers.label, params["min_examples"]))], params
-    )
+    labeled = papers[papers.label.isin(label_set(papers.label, params["min_examples"]))]
+    return fit_classifier(labeled, params, counts_of(labeled, papers, counts))
 
 
 def rolling_origin_evaluation(
-    papers: pd.DataFrame, params: dict[str, Any]
+    papers: pd.DataFrame, counts: dict[str, sp.csr_matrix], params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The candidate judged over time: for each origin *m* (the newest `rolling_origin.origins`
     periods, `rolling_origin.period` "M" for months, "W" for weeks, with `rolling_origin.horizon`
     periods of papers from *m* on), fit it on every paper published before *m* and evaluate it
-    on the papers of periods *m … m + horizon - 1*.
+    on the papers of periods *m … m + horizon - 1* (`counts`: the n-grams of `papers`).
 
     Every choice of the fit (vocabulary, weights, temperature) is made on the papers before *m*;
     the labels too are the categories with ≥ `min_examples` of those papers. Returns the MLflow
@@ -132,12 +171,10 @@ def rolling_origin_evaluation(
     """
     settings = params["rolling_origin"]
     period = settings["period"]
-    if papers.empty:
-        raise ValueError("the relational store holds no papers: run the ingestion pipeline first")
+    _require_papers(papers)
     period_of = papers.published.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period(period)
     newest = period_of.max() - settings["horizon"] + 1
     origins = [newest - i for i in reversed(range(settings["origins"]))]
-    counts = candidate(params).counts(papers)  # every paper's n-grams, counted once
     results = []
     for origin in origins:
         earlier = (period_of < origin).to_numpy()
@@ -152,8 +189,7 @@ def rolling_origin_evaluation(
         before = labeled & earlier
         after = labeled & ~earlier & (period_of < origin + settings["horizon"]).to_numpy()
         train, evaluation = papers[before], papers[after]
-        rows = np.flatnonzero(before)
-        model = fit_classifier(train, params, {name: c[rows] for name, c in counts.items()})
+        model = fit_classifier(train, params, counts_of(train, papers, counts))
         result = evaluate(
             model.predict_proba(evaluation),
             model.classes_,

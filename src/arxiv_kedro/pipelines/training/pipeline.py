@@ -10,10 +10,11 @@ from mlflow.types import ColSpec, Schema
 from arxiv_kedro.classification import INPUT_COLUMNS, OUTPUT_COLUMNS
 from arxiv_kedro.classification.registry import MODEL_NAME
 from arxiv_kedro.pipelines.training.nodes import (
+    count_ngrams,
     decide_promotion,
     evaluate_classifier,
-    fit_classifier,
     fit_final_classifier,
+    fit_holdout_classifier,
     predict,
     rolling_origin_evaluation,
     split_by_time,
@@ -50,8 +51,14 @@ def create_training_pipeline() -> Pipeline:
                 name="split_by_time",
             ),
             Node(
-                fit_classifier,
-                ["training_papers", "params:training"],
+                count_ngrams,
+                ["papers@labeled", "params:training"],
+                "ngram_counts",
+                name="count_ngrams",
+            ),
+            Node(
+                fit_holdout_classifier,
+                ["training_papers", "papers@labeled", "ngram_counts", "params:training"],
                 "holdout_classifier",
                 name="fit_holdout_classifier",
             ),
@@ -63,13 +70,13 @@ def create_training_pipeline() -> Pipeline:
             ),
             Node(
                 rolling_origin_evaluation,
-                ["papers@labeled", "params:training"],
+                ["papers@labeled", "ngram_counts", "params:training"],
                 ["rolling_origin_metrics", "rolling_origin_report"],
                 name="rolling_origin_evaluation",
             ),
             Node(
                 fit_final_classifier,
-                ["papers@labeled", "params:training"],
+                ["papers@labeled", "ngram_counts", "params:training"],
                 "classifier",
                 name="fit_final_classifier",
             ),
