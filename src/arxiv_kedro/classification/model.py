@@ -231,7 +231,9 @@ class TextClassifier:
         features.sort_indices()
 
         def one_class(k: int) -> tuple[np.ndarray, float]:
-            model = LogisticRegression(C=self.C, solver="liblinear", dual=True, tol=self.tol)
+            model = LogisticRegression(
+                C=self.C, solver="liblinear", dual=True, tol=self.tol, random_state=0
+            )  # liblinear visits the papers in a random order: the same one on every fit
             model.fit(features, encoded == k, sample_weight=weights)
             return model.coef_.ravel(), float(model.intercept_[0])
 

@@ -167,7 +167,7 @@ def rolling_origin_evaluation(
     Every choice of the fit (vocabulary, weights, temperature) is made on the papers before *m*;
     the labels too are the categories with ≥ `min_examples` of those papers. Returns the MLflow
     metrics (the means over the origins at step 0, each origin's own as `origin.<name>` with the
-    origin's index as step) and the report (means, origins, mean F1 per category).
+    origin's index as step) and the report (means, origins, mean F1 per scored category).
     """
     settings = params["rolling_origin"]
     period = settings["period"]
@@ -201,7 +201,11 @@ def rolling_origin_evaluation(
                 "origin": str(origin),
                 "train_papers": len(train),
                 **result["metrics"],
-                "f1": {label: scores["f1"] for label, scores in result["per_class"].items()},
+                "f1": {  # the categories macro-F1 averages (not those only predicted)
+                    label: scores["f1"]
+                    for label, scores in result["per_class"].items()
+                    if scores["support"] >= params["min_class_support"]
+                },
             }
         )
         logger.info(
