@@ -218,6 +218,17 @@ def test_hashing_in_parallel_counts_the_same(train: pd.DataFrame) -> None:
     assert (parallel != serial).nnz == 0
 
 
+def test_a_retrain_with_a_fit_per_core_gives_the_same_model(train: pd.DataFrame) -> None:
+    # liblinear shuffles the papers with a generator per process: concurrent fits in threads
+    # drew from the same one, and two fits of the same papers differed
+    fits = [TextClassifier(min_df=2, n_jobs=2).fit(train, train.label.tolist()) for _ in range(3)]
+
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(fit.intercept_, fits[0].intercept_)
+        assert fit.temperature_ == fits[0].temperature_
+
+
 def test_a_model_pickled_by_an_earlier_version_says_so(model, held_out) -> None:
     state = {k: v for k, v in model.__dict__.items() if k != "_terms"}
     state["_vectorizers"] = {}  # what earlier versions had instead

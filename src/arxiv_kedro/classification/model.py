@@ -95,6 +95,15 @@ class Terms:
         return normalize(matrix, copy=False)
 
 
+def _one_class(
+    features: sp.csr_matrix, positive: np.ndarray, weights: np.ndarray, C: float, tol: float
+) -> tuple[np.ndarray, float]:
+    """One class's logistic regression against all the others (liblinear, dual)."""
+    model = LogisticRegression(C=C, solver="liblinear", dual=True, tol=tol, random_state=0)
+    model.fit(features, positive, sample_weight=weights)
+    return model.coef_.ravel(), float(model.intercept_[0])
+
+
 def _softmax(scores: np.ndarray) -> np.ndarray:
     scores = scores - scores.max(axis=1, keepdims=True)
     np.exp(scores, out=scores)
@@ -221,24 +230,19 @@ class TextClassifier:
     def _one_vs_rest(
         self, features: sp.csr_matrix, encoded: np.ndarray, weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One logistic regression per class, one thread per core (liblinear releases the GIL).
+        """One logistic regression per class, one process per core.
 
         liblinear's dual solver: with far more features than papers it is ~10x faster than the
-        primal one, and ~50x faster than a multinomial lbfgs fit on two cores."""
-        # What liblinear takes, made once: the threads must not convert (or sort the indices
-        # of) the matrix they share, each on its own.
+        primal one, and ~50x faster than a multinomial lbfgs fit on two cores. It visits the
+        papers in a random order drawn from one generator per process, seeded by each fit: in
+        threads, concurrent fits would draw from the same generator, and a retrain on the same
+        papers would not give the same model."""
+        # What liblinear takes, made once (joblib memory-maps it for the processes).
         features = sp.csr_matrix(features, dtype=np.float64)
         features.sort_indices()
-
-        def one_class(k: int) -> tuple[np.ndarray, float]:
-            model = LogisticRegression(
-                C=self.C, solver="liblinear", dual=True, tol=self.tol, random_state=0
-            )  # liblinear visits the papers in a random order: the same one on every fit
-            model.fit(features, encoded == k, sample_weight=weights)
-            return model.coef_.ravel(), float(model.intercept_[0])
-
-        fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(one_class)(k) for k in range(len(self.classes_))
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_one_class)(features, encoded == k, weights, self.C, self.tol)
+            for k in range(len(self.classes_))
         )
         coef = np.ascontiguousarray(np.stack([c for c, _ in fitted], axis=1), np.float32)
         return coef, np.array([b for _, b in fitted], dtype=np.float32)
