@@ -3,6 +3,7 @@ stores — as `kedro run` runs them, the project's run hooks included."""
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,9 @@ def backfill(
     catalog["ingestion_report"] = MemoryDataset()
     run_pipeline(create_backfill_pipeline(), catalog)
     return catalog.load("ingestion_report")
+
+
+def readers() -> list[multiprocessing.Process]:
+    """The ingestion's prefetch readers still running in this process. Other children are not
+    theirs to count: joblib keeps its workers a few minutes after a model's fit."""
+    return [p for p in multiprocessing.active_children() if p.name == "ingestion-reader"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import signal
@@ -36,6 +35,7 @@ from arxiv_kedro.sources import Checkpoint, RawBatch
 from arxiv_kedro.sources.arxiv_api import ArxivApiClient, ArxivApiError
 from arxiv_kedro.sources.snapshot import SnapshotFile
 from tests.support.arxiv_server import ArxivServer
+from tests.support.pipelines import readers
 
 
 def make_paper(arxiv_id: str, categories: tuple[str, ...], published: datetime) -> Paper:
@@ -103,7 +103,7 @@ def test_prefetch_yields_everything_in_order() -> None:
     items = ({"n": n, "payload": "x" * n} for n in range(300))
 
     assert [item["n"] for item in prefetch(items)] == list(range(300))
-    assert multiprocessing.active_children() == []
+    assert readers() == []
 
 
 def test_prefetch_reraises_the_producers_error_with_its_type() -> None:
@@ -122,7 +122,7 @@ def test_prefetch_reraises_the_producers_error_with_its_type() -> None:
     assert raised.value.url == url
     assert raised.value.reason == "HTTP 400: bad query"
     assert "search_query='cat:cs.CL'" in str(raised.value)
-    assert multiprocessing.active_children() == []
+    assert readers() == []
 
 
 def test_prefetch_turns_an_unpicklable_error_into_runtime_error() -> None:
@@ -140,11 +140,11 @@ def test_prefetch_turns_an_unpicklable_error_into_runtime_error() -> None:
 def test_consumer_stopping_early_ends_the_producer() -> None:
     items = prefetch(itertools.count())
     assert [next(items) for _ in range(3)] == [0, 1, 2]
-    assert len(multiprocessing.active_children()) == 1
+    assert len(readers()) == 1
 
     items.close()
 
-    assert multiprocessing.active_children() == []
+    assert readers() == []
 
 
 def test_producer_exits_when_the_consumer_is_killed(tmp_path: Path) -> None:

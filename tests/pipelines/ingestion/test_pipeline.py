@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import multiprocessing
 import os
 import re
 import socket
@@ -35,7 +34,7 @@ from arxiv_kedro.stores.relational.engine import Database
 from arxiv_kedro.stores.relational.ingestion import IngestionStore
 from tests.conftest import DocumentServer
 from tests.support.arxiv_server import ArxivServer, delay
-from tests.support.pipelines import project_catalog, run_pipeline
+from tests.support.pipelines import project_catalog, readers, run_pipeline
 
 SNAPSHOT_LINES = [
     {
@@ -279,7 +278,7 @@ def test_a_missing_snapshot_fails_the_run_and_stores_nothing(
     assert run["finished_at"] is not None
     assert store.count() == 0
     assert documents.count("articles") == 0
-    assert multiprocessing.active_children() == []
+    assert readers() == []
 
 
 def test_a_backfill_without_a_snapshot_says_how_to_give_one(
