@@ -17,6 +17,7 @@ from kedro.runner import SequentialRunner
 from arxiv_kedro import settings
 from arxiv_kedro.datasets import RunLockDataset, SnapshotDataset
 from arxiv_kedro.hooks import CacheInvalidationHook, IngestionRunHook
+from arxiv_kedro.pipelines.ingestion.nodes import READER
 from arxiv_kedro.pipelines.ingestion.pipeline import create_backfill_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -80,4 +81,4 @@ def backfill(
 def readers() -> list[multiprocessing.Process]:
     """The ingestion's prefetch readers still running in this process. Other children are not
     theirs to count: joblib keeps its workers a few minutes after a model's fit."""
-    return [p for p in multiprocessing.active_children() if p.name == "ingestion-reader"]
+    return [p for p in multiprocessing.active_children() if p.name == READER]

@@ -20,6 +20,7 @@ from arxiv_kedro.stores.relational.ingestion import PaperBatch
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+READER = "ingestion-reader"  # the name of `prefetch`'s process
 
 
 # --- the live API: plan, fetch -----------------------------------------------------------------
@@ -265,7 +266,7 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         except BaseException as exc:
             put(("error", _portable(exc)))
 
-    producer = context.Process(target=produce, name="ingestion-reader", daemon=True)
+    producer = context.Process(target=produce, name=READER, daemon=True)
     producer.start()
     try:
         while True:
